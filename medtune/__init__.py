@@ -1,0 +1,17 @@
+"""medtune: fine-tune, evaluate and apply pretrained language models to medical text."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from medtune.document import Document, Relation, Span  # noqa: E402
+
+
+def load(path, **kwargs):
+    """Load a trained model directory; see ``medtune.inference.load``."""
+    from medtune.inference import load as _load
+
+    return _load(path, **kwargs)
+
+
+__all__ = ["Document", "Span", "Relation", "load", "__version__"]

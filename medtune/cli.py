@@ -1,0 +1,163 @@
+"""The ``medtune`` command: a thin typer layer over the library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+
+from medtune.errors import MedtuneError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Fine-tune, evaluate and apply pretrained language models to medical text.")
+datasets_app = typer.Typer(no_args_is_help=True, help="Named public corpora.")
+app.add_typer(datasets_app, name="datasets")
+
+
+def _fail(err: Exception) -> None:
+    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(
+    ctx: typer.Context,
+    config: Path = typer.Argument(..., help="YAML run config (see configs/)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="model directory to write"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the last checkpoint in --output"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace a model already in --output"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Fine-tune a model. Extra options override config keys: --training.epochs 5 --model.head crf."""
+    from medtune.config import RunConfig, parse_overrides
+    from medtune.training import train as run_training
+
+    _setup_logging(verbose)
+    try:
+        cfg = RunConfig.from_yaml(config, parse_overrides(list(ctx.args)))
+        result = run_training(cfg, output, resume=resume, overwrite=overwrite)
+    except MedtuneError as err:
+        _fail(err)
+        return
+    typer.echo(f"model written to {result.output_dir}")
+    for split in ("dev", "test"):
+        if split in result.metrics:
+            typer.echo(f"{split} f1: {result.metrics[split]['f1']:.4f}")
+
+
+@app.command()
+def evaluate(
+    model_dir: Path = typer.Argument(..., help="model directory"),
+    data: str = typer.Option(..., "--data", help="named corpus or file of gold documents"),
+    split: str = typer.Option("test", "--split"),
+    format: Optional[str] = typer.Option(None, "--format", help="file format when --data is a file"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the metrics JSON here"),
+    errors: int = typer.Option(0, "--errors", help="list N false positives/negatives in context"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    mode: str = typer.Option("fp32", "--mode", help="fp32, bf16 or auto"),
+) -> None:
+    """Score a model on gold data: strict/lenient span F1 (NER) or accuracy/F1 (classification)."""
+    from medtune.evaluation import evaluate as run_eval
+    from medtune.modelcard import metrics_markdown
+
+    _setup_logging(False)
+    try:
+        result = run_eval(model_dir, data, split=split, format=format, errors=errors, output=output,
+                          batch_size=batch_size, mode=mode)
+    except MedtuneError as err:
+        _fail(err)
+        return
+    typer.echo(metrics_markdown(result))
+    for e in result.get("errors", []):
+        typer.echo(json.dumps(e, ensure_ascii=False))
+    if output:
+        typer.echo(f"metrics written to {output}")
+
+
+def _iter_inputs(inputs: List[str]) -> Iterator:
+    from medtune.document import Document
+    from medtune.fileutils import read_text
+    from medtune.io.jsonl import read_jsonl
+
+    n = 0
+    for item in inputs:
+        path = Path(item)
+        if path.suffix == ".jsonl" and path.exists():
+            yield from read_jsonl(path)
+        elif path.suffix == ".txt" and path.exists():
+            yield Document(id=path.stem, text=read_text(path))
+        elif path.is_dir():
+            for txt in sorted(path.glob("*.txt")):
+                yield Document(id=txt.stem, text=read_text(txt))
+        elif path.suffix in (".txt", ".jsonl") and not path.exists():
+            from medtune.errors import DataFormatError
+
+            raise DataFormatError("input file not found", path=path, fix="check the path")
+        else:
+            n += 1
+            yield Document(id=f"text-{n}", text=item)
+
+
+@app.command()
+def predict(
+    model_dir: Path = typer.Argument(..., help="model directory"),
+    inputs: List[str] = typer.Argument(..., help="texts, .txt files, folders of .txt or a .jsonl of documents"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSONL file (default: stdout)"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    mode: str = typer.Option("auto", "--mode", help="fp32, bf16 or auto"),
+) -> None:
+    """Annotate documents; output is JSONL of documents with spans/labels and scores, streamed."""
+    import medtune
+    from medtune.io.jsonl import write_jsonl
+
+    _setup_logging(False)
+    try:
+        nlp = medtune.load(model_dir, mode=mode, batch_size=batch_size)
+        docs = nlp.pipe(_iter_inputs(inputs), batch_size=batch_size)
+        if output is None:
+            for doc in docs:
+                sys.stdout.write(doc.to_json() + "\n")
+        else:
+            write_jsonl(docs, output)
+    except MedtuneError as err:
+        _fail(err)
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """List the named corpora."""
+    from medtune import datasets
+
+    for spec in datasets.list_datasets():
+        typer.echo(f"{spec.name:22s} {spec.task:15s} {spec.description}")
+
+
+@datasets_app.command("info")
+def datasets_info(name: str = typer.Argument(...)) -> None:
+    """Splits, counts, licence and citation of a named corpus."""
+    from medtune import datasets
+
+    try:
+        typer.echo(json.dumps(datasets.info(name), indent=2, ensure_ascii=False))
+    except MedtuneError as err:
+        _fail(err)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

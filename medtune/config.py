@@ -1,0 +1,217 @@
+"""Strict run configurations, loaded from YAML, with dotted command-line overrides.
+
+Unknown keys fail with the key and the valid ones; every run writes its resolved configuration
+beside the model so that it can be reproduced.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from medtune.errors import ConfigError
+
+DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    """Where the documents come from: a named corpus or files."""
+
+    name: str | None = Field(None, description="named corpus (see `medtune datasets list`)")
+    train: str | None = Field(None, description="training file or folder")
+    dev: str | None = Field(None, description="development file (early stopping, thresholds)")
+    test: str | None = Field(None, description="test file")
+    format: str | None = Field(None, description="conll, pubtator, brat, bioc, jsonl, csv or tsv")
+    options: dict[str, Any] = Field(default_factory=dict, description="reader options (tag_column, text_column, ...)")
+    max_train_docs: int | None = Field(None, ge=1, description="debug knob: use only the first N training documents")
+    max_eval_docs: int | None = Field(None, ge=1, description="debug knob: use only the first N dev/test documents")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataConfig":
+        if self.name is None and self.train is None:
+            raise ValueError("give either data.name (a named corpus) or data.train (a file)")
+        if self.name is not None and self.train is not None:
+            raise ValueError("give data.name or data.train, not both")
+        return self
+
+
+class ModelConfig(_Strict):
+    head: Literal["linear", "crf", "cnn"] = "linear"
+    max_length: int = Field(256, ge=8, le=8192, description="tokens per window, special tokens included")
+    stride: int = Field(64, ge=0, description="tokens of overlap between consecutive windows")
+    tag_scheme: Literal["IOB2", "BIOES"] = "IOB2"
+    overlapping_spans: Literal["error", "keep_longest"] = Field(
+        "error", description="NER: what to do with overlapping gold spans BIO tags cannot represent")
+    multi_label: bool | None = Field(None, description="classification: None = from the corpus")
+    labels: list[str] | None = Field(None, description="label set; None = from the training data")
+    pooling: Literal["cls", "mean"] = "mean"
+    chunk_pooling: Literal["mean", "max"] = "max"
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    cnn_kernel_sizes: list[int] = Field(default_factory=lambda: [3, 4, 5])
+    cnn_filters: int = Field(128, ge=1)
+    tune_thresholds: bool = True
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> "ModelConfig":
+        if self.stride >= self.max_length - 2:
+            raise ValueError(f"model.stride ({self.stride}) must be smaller than model.max_length - 2 "
+                             f"({self.max_length - 2})")
+        return self
+
+
+class TrainingConfig(_Strict):
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int = Field(-1, description="stop after N optimiser steps (-1 = epochs decide)")
+    learning_rate: float = Field(5e-5, gt=0)
+    head_learning_rate: float | None = Field(None, gt=0, description="separate LR for head/CRF parameters")
+    batch_size: int = Field(16, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    lr_scheduler: str = "linear"
+    seed: int = 42
+    bf16: Literal["auto", "true", "false"] = Field(
+        "auto", description="bf16 autocast: auto = on when the CPU/GPU has native bf16")
+    group_by_length: bool = True
+    early_stopping_patience: int | None = Field(2, ge=1)
+    eval_every_epoch: bool = True
+    logging_steps: int = Field(50, ge=1)
+    num_threads: int | None = Field(None, ge=1, description="torch threads (None = all cores)")
+    save_total_limit: int = Field(1, ge=1)
+    progress_bar: bool = True
+
+    @field_validator("bf16", mode="before")
+    @classmethod
+    def _bool_to_str(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value
+
+
+class EvalConfig(_Strict):
+    ignore_labels: list[str] = Field(default_factory=list,
+                                     description="labels left out of micro/macro F1 (e.g. ChemProt 'false')")
+    positive_label: str | None = Field(None, description="binary tasks: headline F1 is this label's F1")
+
+
+class RunConfig(_Strict):
+    task: Literal["ner", "classification"]
+    base_model: str = DEFAULT_BASE_MODEL
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    output_dir: str | None = None
+
+    # --------------------------------------------------------------- loading
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "RunConfig":
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"config file {path} not found", fix="give the path of a YAML config "
+                              "(see configs/ for examples)")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{line}: not valid YAML", fix="check indentation and quoting") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+        for dotted, value in (overrides or {}).items():
+            apply_override(raw, dotted, value)
+        return cls.from_dict(raw, source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> "RunConfig":
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as err:
+            raise ConfigError(_explain(err, source)) from None
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names valid at ``loc`` (a pydantic error location) in ``model``."""
+    current: Any = model
+    for part in loc[:-1]:
+        field = current.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            current = annotation
+        else:
+            return []
+    return list(current.model_fields)
+
+
+def _explain(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        dotted = ".".join(str(p) for p in loc) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            valid = _valid_keys(RunConfig, loc)
+            near = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+            hint = f" Did you mean '{near[0]}'?" if near else ""
+            lines.append(f"unknown key '{dotted}'.{hint} Valid keys here: {', '.join(valid)}")
+        elif e["type"] == "missing":
+            lines.append(f"missing key '{dotted}'")
+        else:
+            lines.append(f"'{dotted}': {e['msg']}")
+    return f"{source}: invalid configuration: " + "; ".join(lines)
+
+
+def parse_value(text: str) -> Any:
+    """Parse a command-line override value as YAML (``5`` -> int, ``true`` -> bool, ``[a, b]`` -> list)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_override(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``raw['a']['b'] = value`` for ``dotted='a.b'``, creating mappings on the way."""
+    parts = dotted.split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override '{dotted}': '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """Turn ``['--training.epochs', '5', '--model.head=crf']`` into ``{'training.epochs': 5, ...}``."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise ConfigError(f"unexpected argument '{arg}'", fix="overrides look like --section.key value")
+        key = arg[2:]
+        if "=" in key:
+            key, value = key.split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(args):
+                raise ConfigError(f"override '--{key}' has no value", fix="write --section.key value")
+            value = args[i + 1]
+            i += 2
+        out[key] = parse_value(value)
+    return out

@@ -1,0 +1,155 @@
+"""Neural models: a pretrained encoder with a task head.
+
+One ``nn.Module`` per task family. The encoder is any Hugging Face ``AutoModel``; heads are small.
+Models are saved as ``model.safetensors`` (whole state dict) beside the encoder's ``config.json``,
+which carries a ``medtune`` section (task, labels, head, version). Loading builds the encoder from
+its config and never executes code from the model folder (``trust_remote_code`` is never set).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig
+
+
+def build_encoder(base_model: str | None, config: PretrainedConfig | None = None) -> nn.Module:
+    """The pretrained encoder from ``base_model`` or a randomly initialised one from ``config``."""
+    if config is not None and base_model is None:
+        return AutoModel.from_config(config, trust_remote_code=False)
+    return AutoModel.from_pretrained(base_model, trust_remote_code=False)
+
+
+class _EncoderModel(nn.Module):
+    """Shared plumbing: the encoder and its config (for ``save``)."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.config = encoder.config
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None and getattr(self.config, "type_vocab_size", 0) > 1:
+            kwargs["token_type_ids"] = token_type_ids
+        return self.encoder(**kwargs).last_hidden_state
+
+
+class TokenTaggingModel(_EncoderModel):
+    """Word-level tagging: emissions at the first sub-token of each word, linear or CRF decoding.
+
+    ``word_index`` (batch, words) holds the token position of each word's first sub-token;
+    ``word_mask`` marks real words; ``labels`` (batch, words) the gold tag ids (-100 = ignore).
+    """
+
+    def __init__(self, encoder: nn.Module, num_tags: int, head: str = "linear", dropout: float = 0.1) -> None:
+        super().__init__(encoder)
+        self.head = head
+        self.num_tags = num_tags
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, num_tags)
+        if head == "crf":
+            from torchcrf import CRF
+
+            self.crf = CRF(num_tags, batch_first=True)
+        elif head != "linear":
+            raise ValueError(f"unknown NER head {head!r}")
+
+    def emissions(self, input_ids, attention_mask, word_index, token_type_ids=None) -> torch.Tensor:
+        states = self.encode(input_ids, attention_mask, token_type_ids)
+        index = word_index.clamp(min=0).unsqueeze(-1).expand(-1, -1, states.size(-1))
+        words = torch.gather(states, 1, index)
+        return self.classifier(self.dropout(words)).float()
+
+    def forward(self, input_ids, attention_mask, word_index, word_mask, labels=None, token_type_ids=None):
+        logits = self.emissions(input_ids, attention_mask, word_index, token_type_ids)
+        out: dict[str, torch.Tensor] = {"logits": logits}
+        if labels is not None:
+            if self.head == "crf":
+                tags = labels.clamp(min=0)
+                mask = word_mask.bool() & (labels >= 0)
+                mask[:, 0] = True  # torchcrf needs the first step on; windows always start with a word
+                out["loss"] = -self.crf(logits, tags, mask=mask, reduction="token_mean")
+            else:
+                out["loss"] = nn.functional.cross_entropy(
+                    logits.reshape(-1, self.num_tags), labels.reshape(-1), ignore_index=-100)
+        return out
+
+
+class SequenceClassificationModel(_EncoderModel):
+    """Document classification over one or more chunks per document.
+
+    Each chunk is encoded; its feature is the CLS state, the mean of token states (linear head) or
+    max-over-time convolution features (CNN head, the "BERT + CNN" recipe). Chunk features are pooled
+    per document (``chunk_to_doc`` maps chunk -> document index in the batch) before the classifier.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        num_labels: int,
+        *,
+        head: str = "linear",
+        multi_label: bool = False,
+        pooling: str = "mean",
+        chunk_pooling: str = "max",
+        dropout: float = 0.1,
+        cnn_kernel_sizes: list[int] | None = None,
+        cnn_filters: int = 128,
+    ) -> None:
+        super().__init__(encoder)
+        hidden = encoder.config.hidden_size
+        self.head, self.multi_label, self.pooling, self.chunk_pooling = head, multi_label, pooling, chunk_pooling
+        self.num_labels = num_labels
+        self.dropout = nn.Dropout(dropout)
+        if head == "cnn":
+            sizes = cnn_kernel_sizes or [3, 4, 5]
+            self.convs = nn.ModuleList(nn.Conv1d(hidden, cnn_filters, k, padding=k // 2) for k in sizes)
+            feature = cnn_filters * len(sizes)
+        elif head == "linear":
+            feature = hidden
+        else:
+            raise ValueError(f"unknown classification head {head!r}")
+        self.classifier = nn.Linear(feature, num_labels)
+
+    def chunk_features(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        if self.head == "cnn":
+            # zero the pad positions so a chunk's features never depend on how much padding its batch has
+            x = (states * mask).transpose(1, 2)
+            feats = []
+            for conv in self.convs:
+                h = torch.relu(conv(x))[:, :, : states.size(1)]
+                h = h.masked_fill(attention_mask.unsqueeze(1) == 0, float("-inf"))
+                feats.append(h.max(dim=2).values)
+            return torch.cat(feats, dim=-1)
+        if self.pooling == "cls":
+            return states[:, 0]
+        return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def forward(self, input_ids, attention_mask, chunk_to_doc, labels=None, token_type_ids=None):
+        states = self.encode(input_ids, attention_mask, token_type_ids)
+        chunk = self.chunk_features(states, attention_mask).float()
+        n_docs = int(chunk_to_doc.max().item()) + 1
+        index = chunk_to_doc.unsqueeze(-1).expand_as(chunk)
+        if self.chunk_pooling == "max":
+            pooled = torch.full((n_docs, chunk.size(-1)), float("-inf"), dtype=chunk.dtype, device=chunk.device)
+            pooled = pooled.scatter_reduce(0, index, chunk, reduce="amax", include_self=True)
+        else:
+            pooled = torch.zeros((n_docs, chunk.size(-1)), dtype=chunk.dtype, device=chunk.device)
+            pooled = pooled.scatter_reduce(0, index, chunk, reduce="mean", include_self=False)
+        logits = self.classifier(self.dropout(pooled))
+        out: dict[str, torch.Tensor] = {"logits": logits}
+        if labels is not None:
+            if self.multi_label:
+                out["loss"] = nn.functional.binary_cross_entropy_with_logits(logits, labels.float())
+            else:
+                out["loss"] = nn.functional.cross_entropy(logits, labels)
+        return out
+
+
+def encoder_config_from_dir(path: str) -> PretrainedConfig:
+    return AutoConfig.from_pretrained(path, trust_remote_code=False)

@@ -1,0 +1,228 @@
+"""Text and text-pair classification, single- or multi-label, over documents of any length.
+
+A document (``text``, optionally preceded by ``text_pair``, e.g. a question) is cut into overlapping
+chunks of ``max_length`` tokens; chunk features are pooled per document before the classifier, so a
+long abstract is read whole. Multi-label models use a sigmoid per label with thresholds tuned on the
+dev split and saved with the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from itertools import islice
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from medtune.document import Document, label_set
+from medtune.errors import DataFormatError
+from medtune.tasks.base import Task, autocast, pad
+
+logger = logging.getLogger(__name__)
+
+
+class ClassificationTask(Task):
+    name = "classification"
+
+    def __init__(self, meta: dict[str, Any], tokenizer: Any) -> None:
+        super().__init__(meta, tokenizer)
+        self.multi_label: bool = bool(meta["multi_label"])
+        self.max_length: int = meta["max_length"]
+        self.stride: int = meta["stride"]
+        self.label_to_id = {lab: i for i, lab in enumerate(self.labels)}
+        self.thresholds: dict[str, float] = dict(meta.get("thresholds") or {})
+
+    @classmethod
+    def meta_from_config(cls, config: Any, train_docs: list[Document]) -> dict[str, Any]:
+        labels = config.model.labels or label_set(train_docs, "labels")
+        if not labels:
+            raise DataFormatError("the training data has no document labels", field="data.train",
+                                  fix="check the label column of the training file")
+        multi = config.model.multi_label
+        if multi is None:
+            multi = any(len(d.labels) != 1 for d in train_docs)
+        return {
+            "task": cls.name,
+            "labels": list(labels),
+            "multi_label": bool(multi),
+            "head": config.model.head if config.model.head in ("linear", "cnn") else _bad_head(config.model.head),
+            "max_length": config.model.max_length,
+            "stride": config.model.stride,
+            "pooling": config.model.pooling,
+            "chunk_pooling": config.model.chunk_pooling,
+            "dropout": config.model.dropout,
+            "cnn_kernel_sizes": list(config.model.cnn_kernel_sizes),
+            "cnn_filters": config.model.cnn_filters,
+            "tune_thresholds": config.model.tune_thresholds,
+        }
+
+    def build_model(self, encoder: nn.Module) -> nn.Module:
+        from medtune.modeling import SequenceClassificationModel
+
+        m = self.meta
+        return SequenceClassificationModel(
+            encoder, len(self.labels), head=m["head"], multi_label=self.multi_label, pooling=m["pooling"],
+            chunk_pooling=m["chunk_pooling"], dropout=m.get("dropout", 0.1),
+            cnn_kernel_sizes=m.get("cnn_kernel_sizes"), cnn_filters=m.get("cnn_filters", 128))
+
+    def check_documents(self, docs: list[Document], *, source: str, training: bool) -> None:
+        known = set(self.labels)
+        for doc in docs:
+            if not isinstance(doc.text, str):
+                raise DataFormatError(f"document '{doc.id}' has no text", path=source, field="text")
+            if training and not (doc.text.strip() or (doc.text_pair or "").strip()):
+                raise DataFormatError(f"document '{doc.id}' has an empty text", path=source,
+                                      fix="remove empty documents from the training data")
+            if not self.multi_label and training and len(doc.labels) != 1:
+                raise DataFormatError(
+                    f"document '{doc.id}' has {len(doc.labels)} labels but the task is single-label",
+                    path=source, field="labels", fix="give one label per document, or set model.multi_label: true")
+            for lab in doc.labels:
+                if lab not in known:
+                    raise DataFormatError(
+                        f"document '{doc.id}' has label '{lab}', which the model does not know "
+                        f"(labels: {', '.join(self.labels)})", path=source, field="labels",
+                        fix="use the model's label set, or list all labels in model.labels")
+
+    # ---------------------------------------------------------------- encoding
+    def _chunks(self, doc: Document) -> dict[str, list[list[int]]]:
+        kwargs = dict(max_length=self.max_length, stride=self.stride, return_overflowing_tokens=True,
+                      verbose=False)
+        if doc.text_pair is not None:
+            first_len = len(self.tokenizer(doc.text_pair, add_special_tokens=False)["input_ids"])
+            if first_len > self.max_length // 2:
+                raise DataFormatError(
+                    f"document '{doc.id}': text_pair has {first_len} tokens, more than half of "
+                    f"model.max_length ({self.max_length})", field="text_pair",
+                    fix="shorten the question/first text or raise model.max_length")
+            enc = self.tokenizer(doc.text_pair, doc.text or " ", truncation="only_second", **kwargs)
+        else:
+            enc = self.tokenizer(doc.text, truncation=True, **kwargs)
+        out = {"input_ids": enc["input_ids"]}
+        if "token_type_ids" in enc:
+            out["token_type_ids"] = enc["token_type_ids"]
+        return out
+
+    def _target(self, doc: Document) -> Any:
+        if self.multi_label:
+            vec = [0.0] * len(self.labels)
+            for lab in doc.labels:
+                vec[self.label_to_id[lab]] = 1.0
+            return vec
+        return self.label_to_id[doc.labels[0]]
+
+    def encode_for_training(self, docs: list[Document]) -> list[dict[str, Any]]:
+        features = []
+        for doc in docs:
+            feature = self._chunks(doc)
+            feature["labels"] = self._target(doc)
+            features.append(feature)
+        return features
+
+    def feature_length(self, feature: dict[str, Any]) -> int:
+        return sum(len(c) for c in feature["input_ids"])
+
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        pad_id = self.tokenizer.pad_token_id or 0
+        chunks, types, owner = [], [], []
+        for d, f in enumerate(features):
+            chunks.extend(f["input_ids"])
+            types.extend(f.get("token_type_ids") or [[0] * len(c) for c in f["input_ids"]])
+            owner.extend([d] * len(f["input_ids"]))
+        batch = {
+            "input_ids": pad(chunks, pad_id),
+            "attention_mask": pad([[1] * len(c) for c in chunks], 0),
+            "token_type_ids": pad(types, 0),
+            "chunk_to_doc": torch.tensor(owner, dtype=torch.long),
+        }
+        if "labels" in features[0]:
+            dtype = torch.float if self.multi_label else torch.long
+            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=dtype)
+        return batch
+
+    # ---------------------------------------------------------------- inference
+    def probabilities(self, model: nn.Module, docs: list[Document], *, batch_size: int,
+                      device: torch.device, bf16: bool) -> np.ndarray:
+        model.eval()
+        features = [self._chunks(doc) for doc in docs]
+        order = sorted(range(len(features)), key=lambda i: self.feature_length(features[i]))
+        out = np.zeros((len(docs), len(self.labels)), dtype=np.float32)
+        with torch.inference_mode(), autocast(device, bf16):
+            for b in range(0, len(order), batch_size):
+                idx = order[b: b + batch_size]
+                batch = {k: v.to(device) for k, v in self.collate([features[i] for i in idx]).items()}
+                logits = model(**batch)["logits"].float()
+                probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+                out[idx] = probs.cpu().numpy()
+        return out
+
+    def decide(self, doc: Document, probs: np.ndarray) -> Document:
+        pred = doc.copy(annotations=False)
+        pred.label_scores = {lab: round(float(p), 6) for lab, p in zip(self.labels, probs)}
+        if self.multi_label:
+            pred.labels = [lab for lab, p in zip(self.labels, probs) if p >= self.thresholds.get(lab, 0.5)]
+        else:
+            pred.labels = [self.labels[int(np.argmax(probs))]]
+        return pred
+
+    def predict(self, model: nn.Module, docs: Iterable[Document], *, batch_size: int = 32,
+                device: torch.device | None = None, bf16: bool = False,
+                buffer_docs: int | None = None) -> Iterator[Document]:
+        device = device or next(model.parameters()).device
+        iterator = iter(docs)
+        buffer_docs = buffer_docs or max(64, batch_size * 4)
+        while True:
+            chunk = list(islice(iterator, buffer_docs))
+            if not chunk:
+                return
+            probs = self.probabilities(model, chunk, batch_size=batch_size, device=device, bf16=bf16)
+            for doc, p in zip(chunk, probs):
+                yield self.decide(doc, p)
+
+    def after_training(self, model: nn.Module, dev_docs: list[Document], *, batch_size: int,
+                       device: torch.device, bf16: bool) -> None:
+        if not (self.multi_label and self.meta.get("tune_thresholds", True) and dev_docs):
+            return
+        probs = self.probabilities(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
+        gold = np.zeros_like(probs, dtype=bool)
+        for i, doc in enumerate(dev_docs):
+            for lab in doc.labels:
+                gold[i, self.label_to_id[lab]] = True
+        self.thresholds = tune_thresholds(probs, gold, self.labels)
+        self.meta["thresholds"] = self.thresholds
+        logger.info("tuned per-label thresholds on %d dev documents", len(dev_docs))
+
+    def metrics(self, gold: list[Document], pred: list[Document], **options: Any) -> dict[str, Any]:
+        from medtune.metrics import classification_metrics
+
+        return classification_metrics(gold, pred, self.labels, multi_label=self.multi_label,
+                                      ignore_labels=options.get("ignore_labels"),
+                                      positive_label=options.get("positive_label"))
+
+
+def tune_thresholds(probs: np.ndarray, gold: np.ndarray, labels: list[str]) -> dict[str, float]:
+    """Per-label threshold maximising that label's F1 on the dev split (ties: the one nearest 0.5)."""
+    grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
+    out = {}
+    for j, lab in enumerate(labels):
+        if not gold[:, j].any():
+            out[lab] = 0.5
+            continue
+        best, best_t = -1.0, 0.5
+        for t in sorted(grid, key=lambda x: abs(x - 0.5)):
+            pred = probs[:, j] >= t
+            tp = float((pred & gold[:, j]).sum())
+            denom = float(pred.sum() + gold[:, j].sum())
+            f1 = 2 * tp / denom if denom else 0.0
+            if f1 > best + 1e-12:
+                best, best_t = f1, float(t)
+        out[lab] = best_t
+    return out
+
+
+def _bad_head(head: str) -> str:
+    from medtune.errors import ConfigError
+
+    raise ConfigError(f"model.head '{head}' is not available for classification", fix="use 'linear' or 'cnn'")

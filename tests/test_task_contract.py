@@ -1,0 +1,148 @@
+"""One contract every task inherits: train -> save -> load -> predict the same; overfit a handful.
+
+A new task (or head) gets the whole suite by subclassing ``TaskContract`` and saying how to make its
+documents and config (flair's BaseModelTest idea).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import medtune
+from medtune.config import RunConfig
+from medtune.document import Document
+from medtune.io.jsonl import write_jsonl
+from medtune.training import train
+
+from helpers import cls_docs, ner_docs
+
+
+class TaskContract:
+    task: str = ""
+    model_options: dict = {}
+    overfit_steps = 80
+
+    def make_docs(self, split: str) -> list[Document]:
+        raise NotImplementedError
+
+    def config(self, tiny_model_dir: Path, tmp_path: Path, **training) -> RunConfig:
+        paths = {}
+        for split in ("train", "dev"):
+            paths[split] = str(tmp_path / f"{split}.jsonl")
+            write_jsonl(self.make_docs(split), paths[split])
+        return RunConfig.from_dict({
+            "task": self.task,
+            "base_model": str(tiny_model_dir),
+            "data": {"train": paths["train"], "dev": paths["dev"], "format": "jsonl"},
+            "model": {"max_length": 32, "stride": 8, **self.model_options},
+            "training": {"epochs": 2, "batch_size": 4, "learning_rate": 1e-3, "progress_bar": False,
+                         "bf16": "false", "logging_steps": 1000, **training},
+        })
+
+    @pytest.fixture(scope="class")
+    def trained(self, tiny_model_dir, tmp_path_factory):
+        tmp = tmp_path_factory.mktemp(f"contract-{type(self).__name__}")
+        cfg = self.config(tiny_model_dir, tmp, max_steps=self.overfit_steps, learning_rate=3e-3,
+                          warmup_ratio=0.0, early_stopping_patience=None)
+        result = train(cfg, tmp / "model")
+        return result, cfg
+
+    def test_model_directory_is_complete(self, trained):
+        result, _ = trained
+        out = result.output_dir
+        for name in ("model.safetensors", "config.json", "tokenizer.json", "medtune_config.yaml",
+                     "metrics.json", "README.md"):
+            assert (out / name).exists(), name
+        meta = json.loads((out / "config.json").read_text())["medtune"]
+        assert meta["task"] == self.task and meta["version"] == medtune.__version__
+        assert not (out / "checkpoints").exists()
+        card = (out / "README.md").read_text()
+        assert "does not replace clinical judgement" in card
+
+    def test_overfits_training_documents(self, trained):
+        result, _ = trained
+        docs = self.make_docs("train")
+        nlp = medtune.load(result.output_dir, mode="fp32")
+        preds = list(nlp.pipe(docs))
+        assert nlp.task.metrics(docs, preds)["f1"] == pytest.approx(1.0)
+
+    def test_load_predicts_what_training_measured(self, trained):
+        """Metrics computed in memory right after training equal those of the reloaded model."""
+        result, _ = trained
+        docs = self.make_docs("dev")
+        nlp = medtune.load(result.output_dir, mode="fp32")
+        preds = list(nlp.pipe(docs, batch_size=3))
+        again = list(medtune.load(result.output_dir, mode="fp32").pipe(docs, batch_size=7))
+        # batch composition changes padding, hence float rounding: decisions must agree, scores closely
+        assert [[s.key() for s in p.spans] for p in preds] == [[s.key() for s in p.spans] for p in again]
+        assert [p.labels for p in preds] == [p.labels for p in again]
+        for p, q in zip(preds, again):
+            assert [s.score for s in p.spans] == pytest.approx([s.score for s in q.spans], abs=1e-4)
+            assert p.label_scores == pytest.approx(q.label_scores, abs=1e-4)
+        measured = nlp.task.metrics(docs, preds)["f1"]
+        assert measured == pytest.approx(result.metrics["dev"]["f1"], abs=1e-9)
+
+    def test_predictions_keep_text_and_ids(self, trained):
+        result, _ = trained
+        docs = self.make_docs("dev")
+        preds = list(medtune.load(result.output_dir, mode="fp32").pipe(docs))
+        assert [p.id for p in preds] == [d.id for d in docs]
+        for doc, pred in zip(docs, preds):
+            assert pred.text == doc.text
+            for span in pred.spans:
+                assert pred.text[span.start:span.end] == span.text
+
+    def test_wrong_task_is_refused(self, trained):
+        from medtune.errors import ModelError
+        from medtune.model_io import load_model
+
+        result, _ = trained
+        other = "classification" if self.task == "ner" else "ner"
+        with pytest.raises(ModelError, match=f"is a '{self.task}' model"):
+            load_model(result.output_dir, expected_task=other)
+
+
+class TestNerLinear(TaskContract):
+    task = "ner"
+
+    def make_docs(self, split):
+        return ner_docs(6, repeat=3) if split == "train" else ner_docs(3, repeat=3)
+
+
+class TestNerCrfBioes(TaskContract):
+    task = "ner"
+    model_options = {"head": "crf", "tag_scheme": "BIOES"}
+
+    def make_docs(self, split):
+        return ner_docs(6, repeat=3) if split == "train" else ner_docs(3, repeat=3)
+
+
+class TestClassificationSingleLabel(TaskContract):
+    task = "classification"
+
+    def make_docs(self, split):
+        return cls_docs(10)
+
+
+class TestClassificationMultiLabelPair(TaskContract):
+    task = "classification"
+    model_options = {"multi_label": True}
+
+    def make_docs(self, split):
+        return cls_docs(12, multi=True, pair=True)
+
+    def test_thresholds_saved(self, trained):
+        result, _ = trained
+        meta = json.loads((result.output_dir / "config.json").read_text())["medtune"]
+        assert set(meta["thresholds"]) == {"fever", "gene"}
+
+
+class TestClassificationCnn(TaskContract):
+    task = "classification"
+    model_options = {"head": "cnn"}
+
+    def make_docs(self, split):
+        return cls_docs(10)

@@ -8,6 +8,7 @@ its config and never executes code from the model folder (``trust_remote_code`` 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -15,11 +16,29 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig
 
 
+@contextlib.contextmanager
+def quiet_loading():
+    """Silence transformers' weight-loading progress bars and load reports (expected, and noise here)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    level = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def build_encoder(base_model: str | None, config: PretrainedConfig | None = None) -> nn.Module:
     """The pretrained encoder from ``base_model`` or a randomly initialised one from ``config``."""
-    if config is not None and base_model is None:
-        return AutoModel.from_config(config, trust_remote_code=False)
-    return AutoModel.from_pretrained(base_model, trust_remote_code=False)
+    with quiet_loading():
+        if config is not None and base_model is None:
+            return AutoModel.from_config(config, trust_remote_code=False)
+        return AutoModel.from_pretrained(base_model, trust_remote_code=False)
 
 
 class _EncoderModel(nn.Module):

@@ -144,13 +144,14 @@ def plan_windows(word_first: list[int], n_tokens: int, capacity: int, stride: in
     """
     if n_tokens <= capacity:
         return [(0, n_tokens)]
-    windows = []
+    windows: list[tuple[int, int]] = []
     start = 0
     while True:
         end = min(start + capacity, n_tokens)
         if end < n_tokens:
             k = bisect.bisect_right(word_first, end) - 1
-            if k >= 0 and word_first[k] > start:
+            # snap back to a word start, unless that would not get past the previous window
+            if k >= 0 and word_first[k] > max(start, windows[-1][1] if windows else 0):
                 end = word_first[k]
         windows.append((start, end))
         if end >= n_tokens:

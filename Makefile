@@ -35,6 +35,13 @@ demo: install
 	$(BIN)/medtune evaluate models/ncbi-disease --data ncbi-disease --split test --output models/ncbi-disease/test_results.json
 	$(BIN)/medtune predict models/ncbi-disease "The patient has a family history of breast cancer and Huntington disease, but no diabetes."
 
+# Accuracy suite (all shipped configs, hours on 2 cores); bench-quick is a <10-minute smoke run.
+bench: dev
+	$(BIN)/medtune bench
+
+bench-quick: dev
+	$(BIN)/medtune bench --quick
+
 test: dev
 	$(BIN)/python -m pytest -q
 

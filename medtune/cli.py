@@ -66,7 +66,8 @@ def evaluate(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the metrics JSON here"),
     errors: int = typer.Option(0, "--errors", help="list N false positives/negatives in context"),
     batch_size: int = typer.Option(32, "--batch-size"),
-    mode: str = typer.Option("fp32", "--mode", help="fp32, bf16 or auto"),
+    mode: str = typer.Option("fp32", "--mode",
+                             help="fp32, bf16, auto, onnx or onnx-int8 (after `medtune export`)"),
 ) -> None:
     """Score a model on gold data: strict/lenient span F1 (NER) or accuracy/F1 (classification)."""
     from medtune.evaluation import evaluate as run_eval
@@ -116,7 +117,9 @@ def predict(
     inputs: List[str] = typer.Argument(..., help="texts, .txt files, folders of .txt or a .jsonl of documents"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSONL file (default: stdout)"),
     batch_size: int = typer.Option(32, "--batch-size"),
-    mode: str = typer.Option("auto", "--mode", help="fp32, bf16 or auto"),
+    mode: str = typer.Option("auto", "--mode",
+                             help="auto (bf16 where native, else fp32), fp32, bf16, onnx or onnx-int8 "
+                                  "(after `medtune export`)"),
 ) -> None:
     """Annotate documents; output is JSONL of documents with spans/labels and scores, streamed."""
     import medtune
@@ -133,6 +136,52 @@ def predict(
             write_jsonl(docs, output)
     except MedtuneError as err:
         _fail(err)
+
+
+@app.command()
+def export(
+    model_dir: Path = typer.Argument(..., help="model directory written by `medtune train`"),
+    format: str = typer.Option("onnx", "--format", help="export format: onnx"),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="also write an int8 graph (int8)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="folder for the graphs (default: MODEL_DIR/onnx)"),
+) -> None:
+    """Export the encoder and head to ONNX for `--mode onnx` / `--mode onnx-int8` (needs medtune[onnx])."""
+    from medtune.errors import ConfigError
+
+    _setup_logging(False)
+    try:
+        if format != "onnx":
+            raise ConfigError(f"unknown export format '{format}'", fix="use --format onnx")
+        from medtune.onnx import export_onnx
+
+        written = export_onnx(model_dir, quantize=quantize, output=output)
+    except MedtuneError as err:
+        _fail(err)
+        return
+    for kind, path in written.items():
+        typer.echo(f"{kind}: {path}")
+    if output is not None:
+        typer.echo(f"load it with medtune.load({str(model_dir)!r}, mode='onnx', onnx_dir={str(output)!r})")
+
+
+@app.command()
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="a small slice of every task: a smoke run, not a measurement"),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="comma-separated subset, e.g. ncbi-disease,hoc"),
+    seeds: str = typer.Option("42", "--seeds", help="comma-separated seeds, e.g. 1,2,3"),
+) -> None:
+    """Train and evaluate the shipped configs; write benchmarks/results/*.json and a markdown table."""
+    from medtune.bench import run
+
+    _setup_logging(False)
+    try:
+        names = [t.strip() for t in tasks.split(",")] if tasks else None
+        _, markdown = run(names, quick=quick, seeds=[int(s) for s in seeds.split(",")])
+    except MedtuneError as err:
+        _fail(err)
+        return
+    typer.echo(markdown)
 
 
 @datasets_app.command("list")

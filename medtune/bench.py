@@ -1,0 +1,120 @@
+"""The accuracy suite: train and evaluate the shipped configs, set the figures beside BLURB's anchors.
+
+``medtune bench [--quick] [--tasks ncbi-disease,hoc]`` trains each task's shipped config with the
+default base model, evaluates it on the test split, writes ``benchmarks/results/<task>.json`` and a
+markdown table. ``--quick`` trains on a small slice for a few steps: a smoke test of the whole suite,
+not a measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medtune.fileutils import atomic_write
+
+
+@dataclass(frozen=True)
+class BenchTask:
+    name: str  # shipped config and named corpus
+    kind: str  # BLURB task type, for the macro average
+    metrics: tuple[str, ...]  # keys of the evaluation result shown in the table
+    bert: float | None = None  # BLURB Table 6, BERT-base uncased
+    pubmedbert: float | None = None  # BLURB Table 6, PubMedBERT
+    split_note: str = ""
+
+
+# Gu et al. 2021 (BLURB), Table 6. PubMedQA anchors are accuracy.
+TASKS: tuple[BenchTask, ...] = (
+    BenchTask("bc5cdr-chem", "NER", ("f1",), 89.25, 93.33),
+    BenchTask("bc5cdr-disease", "NER", ("f1",), 81.44, 85.62),
+    BenchTask("ncbi-disease", "NER", ("f1",), 85.67, 87.82),
+    BenchTask("bc2gm", "NER", ("f1",), 80.90, 84.52, "MTL-2016 split (devel cut from train), as BLURB"),
+    BenchTask("chemprot", "relation extraction", ("f1",), 71.86, 77.24),
+    BenchTask("gad", "relation extraction", ("f1",), 80.41, 83.96,
+              "BioBERT fold 1; our dev is 10 % of train (upstream dev == test)"),
+    BenchTask("hoc", "document classification", ("f1",), 80.20, 82.32,
+              "abstract level, our deterministic PMID split (BLURB uses its own split)"),
+    BenchTask("pubmedqa", "question answering", ("accuracy", "macro_f1"), 51.62, 55.84),
+    BenchTask("nicta-piboso", "sentence classification", ("accuracy", "macro_f1")),
+    BenchTask("ade-classification", "sentence classification", ("f1",), split_note="our PMID split; not in BLURB"),
+)
+BLURB_KINDS = ("NER", "relation extraction", "document classification", "question answering")
+
+
+def task_by_name(name: str) -> BenchTask:
+    for task in TASKS:
+        if task.name == name:
+            return task
+    from medtune.errors import ConfigError
+
+    raise ConfigError(f"unknown benchmark task '{name}'", fix=f"use any of: {', '.join(t.name for t in TASKS)}")
+
+
+def run_task(task: BenchTask, *, quick: bool, seed: int, configs: Path, models: Path,
+             results: Path) -> dict[str, Any]:
+    from medtune.config import RunConfig
+    from medtune.tasks.base import cpu_name
+    from medtune.training import train
+
+    overrides: dict[str, Any] = {"training.seed": seed, "training.progress_bar": False}
+    if quick:
+        overrides.update({"data.max_train_docs": 64, "data.max_eval_docs": 32, "training.max_steps": 8,
+                          "training.batch_size": 8, "training.eval_every_epoch": False})
+    cfg = RunConfig.from_yaml(configs / f"{task.name}.yaml", overrides)
+    out = models / (f"{task.name}-quick" if quick else f"{task.name}-seed{seed}")
+    start = time.perf_counter()
+    result = train(cfg, out, overwrite=True)
+    test = result.metrics["test"]
+    row = {
+        "task": task.name, "kind": task.kind, "seed": seed, "quick": quick, "model_dir": str(out),
+        "date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "wall_s": round(time.perf_counter() - start, 1),
+        "train_runtime_s": round(result.train_runtime, 1),
+        "metrics": {k: test[k] for k in task.metrics if k in test},
+        "test": test, "dev_f1": result.metrics.get("dev", {}).get("f1"),
+        "anchors": {"bert_base": task.bert, "pubmedbert": task.pubmedbert}, "split_note": task.split_note,
+    }
+    results.mkdir(parents=True, exist_ok=True)
+    name = f"{task.name}-quick.json" if quick else f"{task.name}-seed{seed}.json"
+    with atomic_write(results / name) as handle:
+        json.dump(row, handle, indent=2)
+    return row
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table: our figure beside the BLURB anchors, plus BLURB-style macro averages by task type."""
+    lines = ["| task | type | metric | medtune (MiniLM-L6, 22M) | BERT-base | PubMedBERT | note |",
+             "|---|---|---|---|---|---|---|"]
+    by_kind: dict[str, list[tuple[float, float | None, float | None]]] = {}
+    for row in rows:
+        task = task_by_name(row["task"])
+        first = task.metrics[0]
+        ours = 100 * row["metrics"][first]
+        extra = "".join(f"; {k} {100 * row['metrics'][k]:.2f}" for k in task.metrics[1:] if k in row["metrics"])
+        lines.append(f"| {task.name} | {task.kind} | {first} | {ours:.2f}{extra} | "
+                     f"{task.bert if task.bert is not None else '-'} | "
+                     f"{task.pubmedbert if task.pubmedbert is not None else '-'} | {task.split_note} |")
+        if task.kind in BLURB_KINDS:
+            by_kind.setdefault(task.kind, []).append((ours, task.bert, task.pubmedbert))
+    if by_kind:
+        def macro(i: int) -> str:
+            vals = [sum(x[i] for x in v) / len(v) for v in by_kind.values() if all(x[i] is not None for x in v)]
+            return f"{sum(vals) / len(vals):.2f}" if len(vals) == len(by_kind) else "-"
+
+        lines.append(f"| macro over task types ({', '.join(by_kind)}) | | | {macro(0)} | {macro(1)} | "
+                     f"{macro(2)} | average of per-type means, as BLURB |")
+    return "\n".join(lines)
+
+
+def run(tasks: list[str] | None = None, *, quick: bool = False, seeds: list[int] | None = None,
+        root: Path = Path(".")) -> tuple[list[dict[str, Any]], str]:
+    selected = [task_by_name(n) for n in tasks] if tasks else list(TASKS)
+    rows = []
+    for task in selected:
+        for seed in seeds or [42]:
+            rows.append(run_task(task, quick=quick, seed=seed, configs=root / "configs",
+                                 models=root / "models" / "bench", results=root / "benchmarks" / "results"))
+    return rows, table(rows)

@@ -102,8 +102,12 @@ def _last_checkpoint(checkpoints: Path) -> str | None:
 
 
 def train(config: RunConfig, output_dir: str | Path | None = None, *, resume: bool = False,
-          overwrite: bool = False) -> TrainResult:
-    """Fine-tune ``config.base_model`` for ``config.task`` and write a model directory."""
+          overwrite: bool = False, callbacks: list | None = None) -> TrainResult:
+    """Fine-tune ``config.base_model`` for ``config.task`` and write a model directory.
+
+    ``resume=True`` continues from the last checkpoint under ``output_dir/checkpoints`` (written at every
+    epoch) after an interrupt. ``callbacks`` are extra ``transformers.TrainerCallback``s.
+    """
     from transformers import AutoTokenizer
 
     from medtune.modeling import build_encoder
@@ -176,7 +180,7 @@ def train(config: RunConfig, output_dir: str | Path | None = None, *, resume: bo
         dataloader_num_workers=0,
         save_only_model=False,
     )
-    callbacks = []
+    callbacks = list(callbacks or [])
     if has_dev and tc.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=tc.early_stopping_patience))
     if tc.head_learning_rate:

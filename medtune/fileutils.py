@@ -18,8 +18,8 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Write to a temporary file beside ``path`` and move it into place only on success.
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, moved into place only when the block succeeds.
 
     A crash or an exception half-way leaves the previous file (or nothing) behind, never a
     truncated output.
@@ -27,18 +27,26 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        kwargs = {} if "b" in mode else {"encoding": encoding, "newline": ""}
-        with os.fdopen(fd, mode, **kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open a temporary file beside ``path`` for writing; it replaces ``path`` only on success."""
+    with atomic_path(path) as tmp:
+        kwargs = {} if "b" in mode else {"encoding": encoding, "newline": ""}
+        with open(tmp, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 @contextlib.contextmanager
@@ -84,8 +92,8 @@ def read_text(path: str | Path) -> str:
         ) from None
 
 
-def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, line_without_newline)`` of a UTF-8 file, streaming.
+def iter_lines(path: str | Path, *, keepends: bool = False) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` of a UTF-8 file, streaming; newlines stripped unless ``keepends``.
 
     Non-UTF-8 bytes raise ``DataFormatError`` naming the file and line.
     """
@@ -103,4 +111,4 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
                 ) from None
             if number == 1 and line.startswith("\ufeff"):
                 line = line[1:]
-            yield number, line.rstrip("\r\n")
+            yield number, line if keepends else line.rstrip("\r\n")

@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import logging
-import tempfile
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 
 from medtune.errors import ConfigError, MissingExtraError, ModelError
+from medtune.fileutils import atomic_path
 
 OPSET = 17
 ONNX_DIRNAME = "onnx"
@@ -77,24 +77,6 @@ def weights_digest(model_dir: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path``, moved into place only when the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager
@@ -193,7 +175,7 @@ def export_onnx(model_dir: str | Path, *, quantize: str | None = None, output: s
 
     written: dict[str, Path] = {}
     fp32_path = out_dir / FP32_NAME
-    with _atomic_path(fp32_path) as tmp, torch.no_grad(), warnings.catch_warnings():
+    with atomic_path(fp32_path) as tmp, torch.no_grad(), warnings.catch_warnings():
         # the tracer warns about Python branches in transformers' mask code: they are shape checks that
         # hold for every input here (the probe check below runs other shapes through the graph)
         warnings.simplefilter("ignore")
@@ -210,7 +192,7 @@ def export_onnx(model_dir: str | Path, *, quantize: str | None = None, output: s
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         int8_path = out_dir / INT8_NAME
-        with _atomic_path(int8_path) as tmp, _quiet_root_logger():
+        with atomic_path(int8_path) as tmp, _quiet_root_logger():
             quantize_dynamic(fp32_path, tmp, per_channel=True, weight_type=QuantType.QInt8,
                              op_types_to_quantize=QUANT_OP_TYPES)
         written["int8"] = int8_path
@@ -240,7 +222,7 @@ def export_onnx(model_dir: str | Path, *, quantize: str | None = None, output: s
     elif "int8" not in written:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(out_dir / INT8_NAME)  # from other weights: never leave a stale graph behind
-    with _atomic_path(out_dir / META_NAME) as tmp:
+    with atomic_path(out_dir / META_NAME) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     written["meta"] = out_dir / META_NAME
     return written

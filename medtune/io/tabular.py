@@ -14,26 +14,11 @@ from typing import Iterator, Sequence
 
 from medtune.document import Document
 from medtune.errors import DataFormatError
+from medtune.fileutils import iter_lines
 
 __all__ = ["read_table"]
 
 Column = str | int
-
-
-def _lines(path: Path) -> Iterator[str]:
-    """Decoded lines (newlines kept, as ``csv`` needs them); bad bytes name their line."""
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise DataFormatError(
-                    "not valid UTF-8", path=path, line=number,
-                    fix="re-encode the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 IN > OUT`",
-                ) from None
-            if number == 1 and line.startswith("\ufeff"):
-                line = line[1:]
-            yield line
 
 
 def _guess_delimiter(path: Path, delimiter: str | None) -> str:
@@ -102,7 +87,7 @@ def read_table(path: str | Path, *, text_column: Column, text_pair_column: Colum
     if not path.exists():
         raise DataFormatError("file not found", path=path, fix="check the path")
     sep = _guess_delimiter(path, delimiter)
-    reader = csv.reader(_lines(path), delimiter=sep, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
+    reader = csv.reader((line for _, line in iter_lines(path, keepends=True)), delimiter=sep, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
     header = next(reader, None) if has_header else None
     if has_header and header is None:
         return

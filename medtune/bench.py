@@ -106,6 +106,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 
         lines.append(f"| macro over task types ({', '.join(by_kind)}) | | | {macro(0)} | {macro(1)} | "
                      f"{macro(2)} | average of per-type means, as BLURB |")
+    if any(row.get("quick") for row in rows):
+        lines.insert(0, "*Quick smoke run on small slices for a few steps: these figures are not measurements.*\n")
     return "\n".join(lines)
 
 

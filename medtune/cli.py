@@ -166,6 +166,38 @@ def export(
 
 
 @app.command()
+def pretrain(
+    data: str = typer.Option(..., "--data", help="named corpus or file of documents whose text to learn from"),
+    output: Path = typer.Option(..., "--output", "-o", help="HF model directory to write (use as base_model)"),
+    base_model: str = typer.Option("sentence-transformers/all-MiniLM-L6-v2", "--base-model"),
+    split: str = typer.Option("train", "--split", help="train or dev; never the test split"),
+    format: Optional[str] = typer.Option(None, "--format", help="file format when --data is a file"),
+    epochs: float = typer.Option(3.0, "--epochs"),
+    learning_rate: float = typer.Option(5e-5, "--learning-rate"),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    max_length: int = typer.Option(128, "--max-length"),
+    max_steps: int = typer.Option(-1, "--max-steps"),
+) -> None:
+    """Domain-adaptive masked-LM pretraining of an encoder on your own text."""
+    from medtune.data import resolve_documents
+    from medtune.errors import ConfigError
+    from medtune.pretraining import document_texts, pretrain_mlm
+
+    _setup_logging(False)
+    try:
+        if split == "test":
+            raise ConfigError("pretraining on the test split leaks it into the evaluation", fix="use --split train")
+        docs, _ = resolve_documents(data, split, format)
+        summary = pretrain_mlm(base_model, document_texts(docs), output, epochs=epochs,
+                               learning_rate=learning_rate, batch_size=batch_size, max_length=max_length,
+                               max_steps=max_steps)
+    except MedtuneError as err:
+        _fail(err)
+        return
+    typer.echo(json.dumps(summary, indent=2))
+
+
+@app.command()
 def bench(
     quick: bool = typer.Option(False, "--quick", help="a small slice of every task: a smoke run, not a measurement"),
     tasks: Optional[str] = typer.Option(None, "--tasks", help="comma-separated subset, e.g. ncbi-disease,hoc"),

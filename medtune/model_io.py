@@ -45,7 +45,11 @@ def resolve_base_model(name: str) -> str:
         return str(path)
     if name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[-1]:
         raise ModelError(f"base_model path {name} does not exist", fix="check the path in base_model")
-    return name  # a hub id: transformers downloads it when online, or fails with its own message
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ModelError(
+            f"base_model '{name}' is not a local directory, and hub downloads are off (HF_HUB_OFFLINE=1)",
+            fix="check the path (relative to the current directory), or unset HF_HUB_OFFLINE to download a hub id")
+    return name  # a hub id: transformers downloads it when online
 
 
 def read_meta(model_dir: str | Path) -> dict[str, Any]:

@@ -71,3 +71,14 @@ def test_unknown_task_and_head(tmp_path):
 
         NerTask.meta_from_config(RunConfig.from_dict({"task": "ner", "data": {"name": "x"},
                                                       "model": {"head": "cnn"}}), ner_docs(1))
+
+
+def test_missing_base_model_offline_names_both_readings(monkeypatch):
+    from medtune.errors import ModelError
+    from medtune.model_io import resolve_base_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="'runs/absent' is not a local directory.*HF_HUB_OFFLINE"):
+        resolve_base_model("runs/absent")
+    with pytest.raises(ModelError, match="does not exist"):
+        resolve_base_model("./absent")

@@ -39,3 +39,19 @@ def test_cli_refuses_the_test_split(tmp_path):
     result = CliRunner().invoke(app, ["pretrain", "--data", "ncbi-disease", "--split", "test",
                                       "--output", str(tmp_path / "x")])
     assert result.exit_code == 2 and "leaks" in result.output
+
+
+def test_masked_only_loss_equals_the_full_head_loss(tiny_model_dir, tiny_tokenizer):
+    import torch
+    from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
+
+    from medtune.pretraining import masked_lm_loss
+
+    torch.manual_seed(0)
+    model = AutoModelForMaskedLM.from_pretrained(tiny_model_dir).eval()
+    data = blocks(tiny_tokenizer, [d.text for d in ner_docs(6, repeat=2)], 16)
+    batch = DataCollatorForLanguageModeling(tiny_tokenizer, mlm_probability=0.3)(data[:4])
+    with torch.no_grad():
+        full = model(**batch).loss
+        fast = masked_lm_loss(model, batch)
+    assert torch.isclose(full, fast, atol=1e-5)

@@ -108,8 +108,8 @@ def test_evaluate_rejects_unknown_labels_and_wrong_task(tiny_ner_model, tmp_path
     assert result.exit_code == 2 and "'Chemical'" in result.output and "does not know" in result.output
     write_jsonl(cls_docs(2), tmp_path / "cls.jsonl")
     result = run("evaluate", tiny_ner_model, "--data", tmp_path / "cls.jsonl", "--format", "jsonl")
-    assert result.exit_code == 0  # NER model on docs without spans: scores 0, but not a crash
-    assert "0.0000" in result.output
+    assert result.exit_code == 2 and "classification data, and this is a NER model" in result.output
+    assert str(tmp_path / "cls.jsonl") in result.output
 
 
 def test_plain_hf_directory_is_not_a_medtune_model(tiny_model_dir):

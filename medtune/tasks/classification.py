@@ -69,6 +69,11 @@ class ClassificationTask(Task):
 
     def check_documents(self, docs: list[Document], *, source: str, training: bool) -> None:
         known = set(self.labels)
+        if docs and not any(d.labels for d in docs) and any(d.spans for d in docs):
+            raise DataFormatError(
+                "the documents carry entity spans but no document labels: they are NER data, and this is "
+                "a classification model", path=source, field="labels",
+                fix="evaluate a NER model on this data, or give data with document labels")
         for doc in docs:
             if not isinstance(doc.text, str):
                 raise DataFormatError(f"document '{doc.id}' has no text", path=source, field="text")

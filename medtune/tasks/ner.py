@@ -211,6 +211,11 @@ class NerTask(Task):
     # ---------------------------------------------------------------- checks
     def check_documents(self, docs: list[Document], *, source: str, training: bool) -> None:
         known = set(self.labels)
+        if docs and not any(d.spans for d in docs) and any(d.labels for d in docs):
+            raise DataFormatError(
+                "the documents carry document labels but no spans: they are classification data, and this "
+                "is a NER model", path=source, field="spans",
+                fix="evaluate a classification model on this data, or give data with entity spans")
         for doc in docs:
             doc.validate(source=source)
             if training and not doc.text.strip():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from medtune.datasets.registry import HOC_HALLMARKS, DatasetSpec
 from medtune.datasets.splits import assign_split, bucket, sha256_order
@@ -193,21 +193,28 @@ def load_nicta(spec: DatasetSpec, root: Path, split: str) -> Result:
 
 
 # ---------------------------------------------------------------------------------- TSV corpora
-def load_chemprot(spec: DatasetSpec, root: Path, split: str) -> Result:
-    path = _split_file(spec, root, split)
-    docs: list[Document] = []
+def _tsv_rows(path: Path, columns: list[str], *, header: bool) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, fields)`` of a TSV with exactly ``columns``; blank lines skipped, header checked."""
+    layout = "<TAB>".join(columns)
     for number, line in iter_lines(path):
-        if number == 1:
-            if line.split("\t") != ["sentence", "label"]:
-                raise DataFormatError("expected the header 'sentence<TAB>label'", path=path, line=1,
-                                      fix="use the chemprot TSV files the registry lists")
+        if header and number == 1:
+            if line.split("\t") != columns:
+                raise DataFormatError(f"expected the header '{layout}'", path=path, line=1,
+                                      fix="use the files the registry lists")
             continue
         if not line:
             continue
         fields = line.split("\t")
-        if len(fields) != 2:
-            raise DataFormatError(f"expected 2 tab-separated fields, got {len(fields)}", path=path,
-                                  line=number, fix="rows are 'sentence<TAB>label'")
+        if len(fields) != len(columns):
+            raise DataFormatError(f"expected {len(columns)} tab-separated fields, got {len(fields)}", path=path,
+                                  line=number, fix=f"rows are '{layout}'" + ("" if header else " (no header)"))
+        yield number, fields
+
+
+def load_chemprot(spec: DatasetSpec, root: Path, split: str) -> Result:
+    path = _split_file(spec, root, split)
+    docs: list[Document] = []
+    for number, fields in _tsv_rows(path, ["sentence", "label"], header=True):
         label = _check_label(fields[1].strip(), spec, path, number)
         row = len(docs)
         docs.append(Document(id=f"chemprot-{split}-{row}", text=fields[0], labels=[label],
@@ -219,30 +226,13 @@ def load_gad(spec: DatasetSpec, root: Path, split: str) -> Result:
     path = _split_file(spec, root, split)
     docs: list[Document] = []
     if split == "test":
-        for number, line in iter_lines(path):
-            if number == 1:
-                if line.split("\t") != ["index", "sentence", "label"]:
-                    raise DataFormatError("expected the header 'index<TAB>sentence<TAB>label'",
-                                          path=path, line=1, fix="use the GAD test.tsv the registry lists")
-                continue
-            if not line:
-                continue
-            fields = line.split("\t")
-            if len(fields) != 3:
-                raise DataFormatError(f"expected 3 tab-separated fields, got {len(fields)}", path=path,
-                                      line=number, fix="rows are 'index<TAB>sentence<TAB>label'")
+        for number, fields in _tsv_rows(path, ["index", "sentence", "label"], header=True):
             label = _check_label(fields[2].strip(), spec, path, number)
             docs.append(Document(id=f"gad-test-{fields[0]}", text=fields[1], labels=[label],
                                  metadata={"row": int(fields[0]) if fields[0].isdigit() else fields[0]}))
         return docs, {}, {}
     row = -1
-    for number, line in iter_lines(path):
-        if not line:
-            continue
-        fields = line.split("\t")
-        if len(fields) != 2:
-            raise DataFormatError(f"expected 2 tab-separated fields, got {len(fields)}", path=path,
-                                  line=number, fix="rows are 'sentence<TAB>label' (no header)")
+    for number, fields in _tsv_rows(path, ["sentence", "label"], header=False):
         row += 1
         in_dev = bucket(str(row)) < 10
         if in_dev != (split == "dev"):

@@ -33,6 +33,10 @@ class DataConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="reader options (tag_column, text_column, ...)")
     max_train_docs: int | None = Field(None, ge=1, description="debug knob: use only the first N training documents")
     max_eval_docs: int | None = Field(None, ge=1, description="debug knob: use only the first N dev/test documents")
+    empty_train_fraction: float = Field(
+        1.0, gt=0.0, le=1.0, description="share of training documents without spans, relations or labels "
+        "to keep (chosen by a hash of the document id, so the same ones every run); e.g. ADE's negative "
+        "sentences")
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataConfig":
@@ -58,6 +62,31 @@ class ModelConfig(_Strict):
     cnn_kernel_sizes: list[int] = Field(default_factory=lambda: [3, 4, 5])
     cnn_filters: int = Field(128, ge=1)
     tune_thresholds: bool = True
+    # relation extraction
+    relation_schema: list[tuple[str, str, str]] | None = Field(
+        None, description="relation: allowed (head type, tail type, relation) triples; None = those seen "
+        "in the training data")
+    pair_scope: Literal["sentence", "document"] = Field(
+        "sentence", description="relation: candidate pairs within one sentence, or anywhere in the document "
+        "(within max_pair_chars)")
+    max_pair_chars: int = Field(2000, ge=1, description="relation: farthest apart two spans of a candidate may be")
+    group_by: Literal["mention", "id"] = Field(
+        "mention", description="relation: pairs of mentions, or pairs of normalised ids (document-level "
+        "relations such as BC5CDR CID; each id pair is read at its closest mention pair)")
+    negative_ratio: float | None = Field(
+        None, gt=0, description="relation: keep at most this many negative candidates per positive in "
+        "training (sampled with the seed); None = all")
+    distant_negatives: bool = Field(
+        False, description="relation: also train on unannotated documents whose spans are found by "
+        "exact match of the annotated mentions, every pair a negative (for corpora that annotate entities "
+        "only where a relation holds, e.g. ADE)")
+    context_chars: int = Field(600, ge=0, description="relation/assertion: characters of context kept "
+                               "around the marked spans before token budgeting")
+    # assertion
+    assertion_attribute: str = Field("assertion", description="assertion: the span attribute holding "
+                                      "the gold value (present, negated, uncertain, ...)")
+    assertion_labels: list[str] | None = Field(None, description="assertion: entity labels to classify "
+                                               "(None = every span)")
 
     @model_validator(mode="after")
     def _stride_fits(self) -> "ModelConfig":
@@ -104,7 +133,7 @@ class EvalConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    task: Literal["ner", "classification"]
+    task: Literal["ner", "classification", "relation", "assertion"]
     base_model: str = DEFAULT_BASE_MODEL
     data: DataConfig
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -42,8 +42,22 @@ def load_split(data: Any, split: str) -> list[Document] | None:
         if path is None:
             return None
         docs = list(read_path(path, data.format, data.options))
+    if split == "train" and data.empty_train_fraction < 1.0:
+        docs = [d for d in docs if not is_empty(d) or keep_by_hash(d.id, data.empty_train_fraction)]
     limit = data.max_train_docs if split == "train" else data.max_eval_docs
     return docs[:limit] if limit else docs
+
+
+def is_empty(doc: Document) -> bool:
+    """A document with no annotation at all (no spans, relations or labels)."""
+    return not (doc.spans or doc.relations or doc.labels)
+
+
+def keep_by_hash(key: str, fraction: float) -> bool:
+    """A deterministic coin: True for about ``fraction`` of keys, the same keys every run."""
+    from medtune.datasets.splits import sha256_hex
+
+    return int(sha256_hex(f"keep:{key}"), 16) % 1_000_000 < fraction * 1_000_000
 
 
 def split_source(data: Any, split: str) -> str:

@@ -25,7 +25,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 MIRROR = FIXTURES / "mirror"
 
 ALL_NAMES = ["ncbi-disease", "bc5cdr", "bc5cdr-chem", "bc5cdr-disease", "bc2gm", "hoc", "nicta-piboso",
-             "chemprot", "gad", "pubmedqa", "ade-classification"]
+             "chemprot", "gad", "pubmedqa", "ade-classification", "ade", "bc5cdr-cid"]
 
 
 @pytest.fixture(autouse=True)
@@ -307,6 +307,12 @@ EXPECTED = [
     ("ade-classification", "train", 16901, {"ADE": 3449, "noADE": 13452}),
     ("ade-classification", "dev", 1991, {"ADE": 417, "noADE": 1574}),
     ("ade-classification", "test", 2068, {"ADE": 406, "noADE": 1662}),
+    ("ade", "train", 16901, 8823),
+    ("ade", "dev", 1991, 1024),
+    ("ade", "test", 2068, 992),
+    ("bc5cdr-cid", "train", 500, 9385),
+    ("bc5cdr-cid", "dev", 500, 9591),
+    ("bc5cdr-cid", "test", 500, 9809),
 ]
 
 
@@ -321,7 +327,7 @@ def test_real_corpus_counts(real_root, name):
         docs = datasets.load(name, split, data_dir=real_root, download=False)
         assert len(docs) == n_docs, (name, split)
         assert len({d.id for d in docs}) == n_docs, "document ids are unique"
-        if spec.task == "ner":
+        if spec.task in ("ner", "relation"):
             assert sum(len(d.spans) for d in docs) == counts
             assert {s.label for d in docs for s in d.spans} <= set(spec.labels)
         else:
@@ -362,8 +368,12 @@ def test_info_reports_counts_and_notes(real_root):
     ade = datasets.info("ade-classification", data_dir=real_root)
     assert ade["notes"] == {"positive_relation_rows": 6821, "positive_sentences": 4272,
                             "negative_rows": 16695, "negative_duplicates_removed": 7,
-                            "in_both_files_counted_positive": 0, "pmids": 2972}
+                            "in_both_files_counted_positive": 0, "pmids": 2972,
+                            "mentions_moved_to_matching_occurrence": 0, "relation_rows_duplicated": 0,
+                            "relation_rows_mention_not_in_sentence": 0}
     assert ade["splits"]["dev"]["sentences"] == 1991
+    relations = datasets.info("ade", data_dir=real_root)["splits"]
+    assert sum(s["relations"]["ADE"] for s in relations.values()) == 6821  # every DRUG-AE.rel row
 
 
 @pytest.mark.data
@@ -435,3 +445,36 @@ def test_load_returns_independent_copies(real_root):
     docs.clear()
     again = datasets.load("hoc", "dev", data_dir=real_root)
     assert again[0].to_dict() == original and len(again) == 191
+
+
+def test_ade_offsets_are_mapped_into_the_sentence(tmp_path):
+    """DRUG-AE.rel offsets are document-level: the sentence's shift is the one its mentions agree on,
+    and a mention that occurs twice takes the occurrence the document offset points at."""
+    folder = tmp_path / "ade_corpus_v2"
+    folder.mkdir()
+    sentence = "Rash after drug X; drug X was stopped."
+    # the sentence starts at document offset 100; the second "drug X" (local 19) is the annotated one
+    (folder / "DRUG-AE.rel").write_text(
+        f"7|{sentence}|Rash|100|104|drug X|119|125\n", encoding="utf-8")
+    (folder / "ADE-NEG.txt").write_text("7 NEG Nothing happened.\n", encoding="utf-8")
+    docs = [d for split in ("train", "dev", "test") for d in datasets.load("ade", split, data_dir=tmp_path,
+                                                                        download=False)]
+    pos = next(d for d in docs if d.spans)
+    assert [(s.start, s.end, s.label, s.text) for s in pos.spans] == [(0, 4, "AE", "Rash"),
+                                                                     (19, 25, "Drug", "drug X")]
+    by_id = pos.span_by_id()
+    assert [(by_id[r.head].text, by_id[r.tail].text, r.label) for r in pos.relations] == [("drug X", "Rash", "ADE")]
+    neg = next(d for d in docs if not d.spans)
+    assert neg.text == "Nothing happened." and not neg.relations and not neg.labels
+
+
+def test_ade_row_with_bad_offset_names_line_and_field(tmp_path):
+    folder = tmp_path / "ade_corpus_v2"
+    folder.mkdir()
+    (folder / "DRUG-AE.rel").write_text("7|A rash.|rash|2|6|x|a|b\n", encoding="utf-8")
+    (folder / "ADE-NEG.txt").write_text("", encoding="utf-8")
+    with pytest.raises(DataFormatError) as info:
+        datasets.load("ade", "train", data_dir=tmp_path, download=False)
+    message = str(info.value)
+    assert "DRUG-AE.rel:1" in message and "start/end" in message
+    assert "rash" not in message.lower().replace("drug-ae.rel", "")

@@ -100,7 +100,7 @@ def _split_stats(spec: DatasetSpec, docs: tuple[Document, ...]) -> dict[str, Any
         stats["sentences"] = len(docs)
     elif spec.sentence_count == "metadata":
         stats["sentences"] = sum(len(doc.metadata.get("sentences") or ()) for doc in docs)
-    if spec.task == "ner":
+    if spec.task in ("ner", "relation", "linking"):
         mentions = Counter(span.label for doc in docs for span in doc.spans)
         stats["mentions"] = {label: mentions.get(label, 0) for label in spec.labels}
         stats["mentions_total"] = sum(mentions.values())
@@ -115,6 +115,12 @@ def _split_stats(spec: DatasetSpec, docs: tuple[Document, ...]) -> dict[str, Any
             stats["relations"] = dict(sorted(relations.items()))
         if id_relations:
             stats["id_relations"] = dict(sorted(id_relations.items()))
+        if spec.task == "linking":
+            with_ids = [s for doc in docs for s in doc.spans if any(i and i != "-1" for i in s.ids)]
+            stats["mentions_with_ids"] = len(with_ids)
+    elif spec.task == "assertion":
+        values = Counter(str(s.attributes.get("assertion")) for doc in docs for s in doc.spans)
+        stats["assertions"] = dict(sorted(values.items()))
     else:
         labels = Counter(label for doc in docs for label in doc.labels)
         stats["labels"] = {label: labels.get(label, 0) for label in spec.labels}

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 from medtune.datasets.registry import HOC_HALLMARKS, DatasetSpec
 from medtune.datasets.splits import assign_split, bucket, sha256_order
-from medtune.document import Document
+from medtune.document import Document, Relation
 from medtune.errors import DataFormatError
 from medtune.fileutils import iter_lines, read_text
 
@@ -309,9 +309,45 @@ def load_pubmedqa(spec: DatasetSpec, root: Path, split: str) -> Result:
 
 
 # ------------------------------------------------------------------------------------------- ADE
+def _occurrences(sentence: str, mention: str) -> list[int]:
+    out, i = [], sentence.find(mention)
+    while i >= 0:
+        out.append(i)
+        i = sentence.find(mention, i + 1)
+    return out
+
+
+def _place_mentions(sentence: str, mentions: list[tuple[str, int]]) -> tuple[list[int | None], int]:
+    """Sentence-level starts of mentions given with document-level starts.
+
+    The sentence's offset in its document is unknown; it is the shift ``doc_start - local_start``
+    on which most mentions agree. A mention that occurs once is placed there whatever the shift says;
+    one that occurs several times takes the occurrence nearest ``doc_start - shift``. Returns the
+    starts (None when the mention text is not in the sentence) and how many mentions disagreed with
+    the shift.
+    """
+    votes: dict[int, int] = {}
+    found = [_occurrences(sentence, m) for m, _ in mentions]
+    for (_, doc_start), occ in zip(mentions, found):
+        for local in occ:
+            votes[doc_start - local] = votes.get(doc_start - local, 0) + 1
+    shift = max(votes, key=lambda k: (votes[k], -k)) if votes else 0
+    starts: list[int | None] = []
+    disagree = 0
+    for (_, doc_start), occ in zip(mentions, found):
+        if not occ:
+            starts.append(None)
+            continue
+        best = min(occ, key=lambda local: abs(doc_start - shift - local))
+        disagree += best != doc_start - shift
+        starts.append(best)
+    return starts, disagree
+
+
 @functools.lru_cache(maxsize=2)
 def _ade_all(pos_path: str, neg_path: str) -> tuple[dict[str, list[Document]], dict[str, Any]]:
-    sentences: dict[tuple[str, str], str] = {}  # (pmid, sentence) -> label, in file order
+    """Every ADE sentence once, with its Drug/AE spans and ADE relations; split by PMID."""
+    rows: dict[tuple[str, str], list[tuple[int, str, int, str, int]]] = {}  # in file order
     positive_rows = 0
     for number, line in iter_lines(pos_path):
         if not line.strip():
@@ -321,10 +357,18 @@ def _ade_all(pos_path: str, neg_path: str) -> tuple[dict[str, list[Document]], d
             raise DataFormatError(f"expected 8 '|'-separated fields with a PMID first, got {len(fields)}",
                                   path=pos_path, line=number,
                                   fix="rows are PMID|sentence|effect|start|end|drug|start|end")
+        effect, e_start, e_end, drug, d_start, d_end = fields[-6:]
+        try:
+            e_start_i, d_start_i = int(e_start), int(d_start)
+            int(e_end), int(d_end)
+        except ValueError:
+            raise DataFormatError("an offset is not an integer", path=pos_path, line=number,
+                                  field="start/end", fix="rows are PMID|sentence|effect|start|end|drug|start|end")
         positive_rows += 1
         sentence = "|".join(fields[1:-6])  # a '|' inside the sentence stays in it
-        sentences.setdefault((fields[0].strip(), sentence), "ADE")
-    positives = len(sentences)
+        rows.setdefault((fields[0].strip(), sentence), []).append((number, effect, e_start_i, drug, d_start_i))
+    positives = len(rows)
+    sentences: dict[tuple[str, str], str] = {key: "ADE" for key in rows}
     negative_rows = duplicates = overlap = 0
     for number, line in iter_lines(neg_path):
         if not line.strip():
@@ -344,10 +388,14 @@ def _ade_all(pos_path: str, neg_path: str) -> tuple[dict[str, list[Document]], d
         sentences[key] = "noADE"
     splits: dict[str, list[Document]] = {"train": [], "dev": [], "test": []}
     per_pmid: dict[str, int] = {}
+    counts = {"mentions_moved_to_matching_occurrence": 0, "relation_rows_duplicated": 0,
+              "relation_rows_mention_not_in_sentence": 0}
     for (pmid, sentence), label in sentences.items():
         k = per_pmid.get(pmid, 0)
         per_pmid[pmid] = k + 1
         doc = Document(id=f"{pmid}-{k}", text=sentence, labels=[label], metadata={"pmid": pmid})
+        if label == "ADE":
+            _ade_annotate(doc, rows[(pmid, sentence)], counts)
         splits[assign_split(pmid, [("train", 80), ("dev", 10), ("test", 10)])].append(doc)
     notes = {
         "positive_relation_rows": positive_rows,
@@ -356,13 +404,98 @@ def _ade_all(pos_path: str, neg_path: str) -> tuple[dict[str, list[Document]], d
         "negative_duplicates_removed": duplicates,
         "in_both_files_counted_positive": overlap,
         "pmids": len(per_pmid),
+        **counts,
     }
     return splits, notes
 
 
-def load_ade(spec: DatasetSpec, root: Path, split: str) -> Result:
+def _ade_annotate(doc: Document, rows: list[tuple[int, str, int, str, int]], counts: dict[str, int]) -> None:
+    """Drug and AE spans (deduplicated by offsets) and one ADE relation per distinct (drug, effect)."""
+    mentions = [(m, s) for _, effect, e_start, drug, d_start in rows for m, s in ((effect, e_start), (drug, d_start))]
+    starts, moved = _place_mentions(doc.text, mentions)
+    counts["mentions_moved_to_matching_occurrence"] += moved
+    spans: dict[tuple[int, int, str], str] = {}
+    seen: set[tuple[str, str]] = set()
+
+    def span_id(start: int | None, mention: str, label: str) -> str | None:
+        if start is None:
+            return None
+        key = (start, start + len(mention), label)
+        if key not in spans:
+            spans[key] = f"T{len(spans) + 1}"
+            doc.add_span(key[0], key[1], label, id=spans[key])
+        return spans[key]
+
+    for i, (_, effect, _, drug, _) in enumerate(rows):
+        tail = span_id(starts[2 * i], effect, "AE")
+        head = span_id(starts[2 * i + 1], drug, "Drug")
+        if head is None or tail is None:
+            counts["relation_rows_mention_not_in_sentence"] += 1
+            continue
+        if (head, tail) in seen:
+            counts["relation_rows_duplicated"] += 1
+            continue
+        seen.add((head, tail))
+        doc.relations.append(Relation(label="ADE", head=head, tail=tail, id=f"R{len(seen)}"))
+    doc.spans.sort(key=lambda s: (s.start, s.end, s.label))
+
+
+def load_ade(spec: DatasetSpec, root: Path, split: str, relations: bool = False) -> Result:
     splits, notes = _ade_all(str(_named_file(spec, root, "DRUG-AE.rel")),
                              str(_named_file(spec, root, "ADE-NEG.txt")))
+    docs = list(splits[split])
+    if relations:  # the `ade` corpus: entities and relations; negative sentences have neither
+        docs = [Document(id=d.id, text=d.text, spans=d.spans, relations=d.relations, metadata=d.metadata)
+                for d in docs]
+    else:  # `ade-classification`: sentence labels only
+        docs = [Document(id=d.id, text=d.text, labels=d.labels, metadata=d.metadata) for d in docs]
+    return docs, {}, dict(notes)
+
+
+# ------------------------------------------------------------------------------------- assertion
+_ASSERTION_VALUE = {(False, False): "present", (True, False): "negated", (False, True): "uncertain"}
+
+
+def _with_assertion(docs: list[Document]) -> list[Document]:
+    """Set attributes['assertion'] (present / negated / uncertain) from the loaders' gold flags."""
+    for doc in docs:
+        for span in doc.spans:
+            gold = span.attributes.get("gold") or {}
+            key = (bool(gold.get("negated")), bool(gold.get("uncertain")))
+            span.attributes["assertion"] = _ASSERTION_VALUE.get(key, "negated")
+    return docs
+
+
+def load_negex(spec: DatasetSpec, root: Path, split: str) -> Result:
+    from medtune.assertion.data import load_negex_test
+
+    stats: dict[str, Any] = {}
+    docs = _with_assertion(load_negex_test(root, stats=stats))
+    return docs, {}, stats
+
+
+@functools.lru_cache(maxsize=2)
+def _assertion_train_dev(root: str) -> tuple[dict[str, list[Document]], dict[str, Any]]:
+    from medtune.assertion.data import load_bionlplab
+
+    splits: dict[str, list[Document]] = {"train": [], "dev": []}
+    notes: dict[str, Any] = {}
+    for source in ("bioscope", "chia"):
+        stats: dict[str, Any] = {}
+        for doc in _with_assertion(load_bionlplab(root, source, stats=stats)):
+            # by sentence, so that the concepts of one sentence stay together
+            splits[assign_split(f"{source}:{doc.text}", [("train", 90), ("dev", 10)])].append(doc)
+        notes[source] = stats
+    return splits, notes
+
+
+def load_assertion(spec: DatasetSpec, root: Path, split: str) -> Result:
+    if split == "test":
+        from medtune.assertion.data import load_bionlplab
+
+        stats: dict[str, Any] = {}
+        return _with_assertion(load_bionlplab(root, "negex", stats=stats)), {}, {"negex": stats}
+    splits, notes = _assertion_train_dev(str(root))
     return list(splits[split]), {}, dict(notes)
 
 
@@ -376,9 +509,11 @@ LOADERS: dict[str, Callable[..., Result]] = {
     "gad": load_gad,
     "pubmedqa": load_pubmedqa,
     "ade": load_ade,
+    "negex": load_negex,
+    "assertion": load_assertion,
 }
 
 
 def clear_cache() -> None:
-    for fn in (_hoc_all, _pubmedqa_all, _ade_all):
+    for fn in (_hoc_all, _pubmedqa_all, _ade_all, _assertion_train_dev):
         fn.cache_clear()

@@ -8,6 +8,7 @@ SHA-256 of the file, so that a download is verified byte for byte.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,7 @@ class DatasetSpec:
     """A named corpus. See the module docstring."""
 
     name: str
-    task: str  # "ner" | "classification"
+    task: str  # "ner" | "classification" | "relation" | "assertion" | "linking"
     description: str
     labels: tuple[str, ...]
     licence: str
@@ -200,6 +201,22 @@ _SPECS: tuple[DatasetSpec, ...] = (
                     "and document-level chemical-induced-disease (CID) relations "
                     "(metadata['id_relations'] and Relation objects between mentions).",
         labels=("Chemical", "Disease"),
+        licence=_BC5CDR_LICENCE,
+        citation=_BC5CDR_CITATION,
+        folder="bc5cdr",
+        source=_src(_BMIP),
+        files=_BC5CDR_FILES,
+        split_note=_BC5CDR_NOTE,
+        loader="bc5cdr",
+    ),
+    DatasetSpec(
+        name="bc5cdr-cid",
+        task="relation",
+        description="BioCreative V CDR chemical-induced disease relations: the bc5cdr abstracts with their "
+                    "Chemical and Disease mentions (MeSH ids) and document-level CID relations between "
+                    "ids (metadata['id_relations']). A chemical/disease id pair is positive when a CID "
+                    "line names it; mentions are grouped by id.",
+        labels=("Chemical", "Disease", "CID"),
         licence=_BC5CDR_LICENCE,
         citation=_BC5CDR_CITATION,
         folder="bc5cdr",
@@ -397,6 +414,35 @@ _SPECS: tuple[DatasetSpec, ...] = (
         pair=True,
     ),
     DatasetSpec(
+        name="ade",
+        task="relation",
+        description="ADE corpus v2 relations: sentences of PubMed case reports with Drug and AE "
+                    "(adverse effect) spans and Drug -> AE 'ADE' relations. DRUG-AE.rel gives "
+                    "document-level offsets; they are mapped into the sentence (the sentence's shift in "
+                    "its document is the one most of its mentions agree on). Negative sentences "
+                    "(ADE-NEG.txt) are kept as sentences without entities or relations. Same documents "
+                    "and split as ade-classification.",
+        labels=("Drug", "AE", "ADE"),
+        licence="none stated; research use; cite Gurulingappa et al. 2012",
+        citation="Gurulingappa H, Rajput AM, Roberts A, Fluck J, Hofmann-Apitius M, Toldo L. Development "
+                 "of a benchmark corpus to support the automatic extraction of drug-related adverse "
+                 "effects from medical case reports. J Biomed Inform 2012;45(5):885-892",
+        folder="ade_corpus_v2",
+        source=_src(_ADE),
+        files=(
+            _file(_ADE, "DRUG-AE.rel", "ADE-Corpus-V2/DRUG-AE.rel",
+                  "542cdc483ccc94927762eaf2c9a8ecac49a6c10037dda2895be6a6e20160f75a", 1423024),
+            _file(_ADE, "ADE-NEG.txt", "ADE-Corpus-V2/ADE-NEG.txt",
+                  "8f506c159042ce354fbf26981dc39971dde8f09b1158d94106eab1e516e53fcf", 2308469),
+        ),
+        split_note="No official split. Split by PMID: bucket = int(sha256(PMID as ASCII), 16) % 100; "
+                   "buckets 0-79 -> train, 80-89 -> dev, 90-99 -> test. Duplicates are removed by "
+                   "(PMID, sentence) before splitting; the same sentence under two PMIDs stays twice.",
+        loader="ade",
+        loader_args=(("relations", True),),
+        sentence_count="documents",
+    ),
+    DatasetSpec(
         name="ade-classification",
         task="classification",
         description="ADE corpus v2 sentence classification: sentences of PubMed case reports that do "
@@ -422,6 +468,80 @@ _SPECS: tuple[DatasetSpec, ...] = (
         loader="ade",
         sentence_count="documents",
     ),
+)
+
+_NEGEX = ("chapmanbe/negex", "d136b972b5d214959807ad5de1881a3225541fe7")
+_BIONLPLAB = ("bionlplab/assertion_classification", "8394917b801f7d1f2c0aac2cc50c95ca83677c40")
+_BIONLPLAB_CITATION = ("Wang S, Tang L, Majety A, Rousseau JF, Shih G, Ding Y, Peng Y. Trustworthy assertion "
+                       "classification through prompting. J Biomed Inform 2022;132:104139")
+
+_SPECS = _SPECS + (
+    DatasetSpec(
+        name="negex",
+        task="assertion",
+        description="NegEx/ConText test kit: 2,376 clinical sentences, each with one target concept and its "
+                    "negation (Affirmed/Negated), temporality (Recent/Historical/Not particular = "
+                    "hypothetical) and experiencer (Patient/Other). One document per row; the concept is a "
+                    "'Concept' span with gold values in attributes['gold'] and attributes['assertion'] "
+                    "(present/negated). A test set only: never tune on it.",
+        labels=("present", "negated"),
+        licence="Apache-2.0 (GenNegEx); research use",
+        citation="Chapman WW, Bridewell W, Hanbury P, Cooper GF, Buchanan BG. A simple algorithm for "
+                 "identifying negated findings and diseases in discharge summaries. J Biomed Inform "
+                 "2001;34(5):301-310. Harkema H et al. ConText. J Biomed Inform 2009;42(5):839-851",
+        folder="negex_annotations",
+        source=_src(_NEGEX),
+        files=(_file(_NEGEX, "rsAnnotations-1-120-random.txt", "rsAnnotations-1-120-random.txt",
+                     "63763b4dcd97e7874dd3162b8a87103f8205bbe1a0f1f64669ad3f29e97b53c8", 366626),),
+        splits=("test",),
+        split_note="Test only (the whole kit). Concepts not found in their sentence keep a whole-sentence "
+                   "span (counted in the notes).",
+        loader="negex",
+        sentence_count="documents",
+    ),
+    DatasetSpec(
+        name="assertion",
+        task="assertion",
+        description="Assertion of a concept (present / negated / uncertain) from the bionlplab benchmark: "
+                    "train and dev are BioScope (clinical radiology; rows without a concept are skipped) "
+                    "and Chia (trial eligibility criteria), test is its NegEx copy (present / negated). "
+                    "One document per row, the concept a 'Concept' span with attributes['assertion'].",
+        labels=("present", "negated", "uncertain"),
+        licence="repo MIT; BioScope CC BY 2.0; Chia CC BY 4.0; NegEx Apache-2.0",
+        citation=_BIONLPLAB_CITATION,
+        folder="assertion_bionlplab",
+        source=_src(_BIONLPLAB),
+        files=(
+            _file(_BIONLPLAB, "bioscope/bioscope.csv", "data/bioscope/bioscope.csv",
+                  "3471494eadf0eddd107e1c077971bdafcfe1fe8d9070042f453f33f37c65ac22", 749579, ("train", "dev")),
+            _file(_BIONLPLAB, "chia/chia_without_scope_balanced.csv", "data/chia/chia_without_scope_balanced.csv",
+                  "f1df1a3d5b5af8d5ba2079462a9eeacdca7fd6f696a8e3fbcdcf830c3b90b465", 413465, ("train", "dev")),
+            _file(_BIONLPLAB, "negex/negex.csv", "data/negex/negex.csv",
+                  "953f632f30efda6c16a1f799ee91214ed092a3d489f8efb028831150bd87b82d", 333351, ("test",)),
+        ),
+        split_note="No official split. BioScope + Chia rows split by sentence (all concepts of a sentence "
+                   "together): bucket = int(sha256('<source>:<sentence text>'), 16) % 100; buckets 0-89 -> "
+                   "train, 90-99 -> dev. "
+                   "Test = the bionlplab NegEx file (same sentences as the `negex` kit).",
+        loader="assertion",
+        sentence_count="documents",
+    ),
+)
+
+
+def _linking_view(base: str, name: str, what: str) -> DatasetSpec:
+    """The same documents as ``base``, evaluated as concept linking on their gold mentions."""
+    spec = next(s for s in _SPECS if s.name == base)
+    return dataclasses.replace(
+        spec, name=name, task="linking",
+        description=f"{what} concept linking (normalisation to MeSH ids) on the gold mentions of {base}; "
+                    "'|' separates alternative ids, '+' the parts of a composite mention.")
+
+
+_SPECS = _SPECS + (
+    _linking_view("ncbi-disease", "ncbi-disease-linking", "Disease"),
+    _linking_view("bc5cdr-disease", "bc5cdr-disease-linking", "Disease"),
+    _linking_view("bc5cdr-chem", "bc5cdr-chem-linking", "Chemical"),
 )
 
 _REGISTRY: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}

@@ -165,3 +165,54 @@ def classification_metrics(
         result["positive_label"] = positive_label
         result["micro_f1"] = float(micro)
     return result
+
+
+def _relation_keys(doc: Document) -> set[tuple[tuple[int, int, str], tuple[int, int, str], str]]:
+    """(head span key, tail span key, label) of every relation whose spans exist."""
+    spans = doc.span_by_id()
+    out = set()
+    for rel in doc.relations:
+        head, tail = spans.get(rel.head), spans.get(rel.tail)
+        if head is not None and tail is not None:
+            out.add((head.key(), tail.key(), rel.label))
+    return out
+
+
+def _prf_table(tp: Counter, fp: Counter, fn: Counter, labels: list[str] | None) -> dict[str, Any]:
+    types = sorted(set(labels or []) | set(tp) | set(fp) | set(fn))
+    per_label = {lab: {**_prf(tp[lab], fp[lab], fn[lab]), "support": tp[lab] + fn[lab]} for lab in types}
+    micro = _prf(sum(tp.values()), sum(fp.values()), sum(fn.values()))
+    scored = [t for t in types if per_label[t]["support"] > 0]
+    macro = {k: float(np.mean([per_label[t][k] for t in scored])) if scored else 0.0
+             for k in ("precision", "recall", "f1")}
+    return {"f1": micro["f1"], "precision": micro["precision"], "recall": micro["recall"],
+            "tp": int(sum(tp.values())), "fp": int(sum(fp.values())), "fn": int(sum(fn.values())),
+            "macro": macro, "per_label": per_label}
+
+
+def relation_metrics(gold: list[Document], pred: list[Document], labels: list[str] | None = None) -> dict[str, Any]:
+    """Relation precision/recall/F1: a predicted relation is right when its label and both spans
+    (offsets and type) equal a gold one. With gold spans given to the model this is "relation F1 with
+    gold entities"; with spans from a NER model it is the strict end-to-end F1."""
+    tp, fp, fn = Counter(), Counter(), Counter()
+    for g, p in _pair_docs(gold, pred):
+        gset, pset = _relation_keys(g), _relation_keys(p)
+        for key in gset:
+            (tp if key in pset else fn)[key[2]] += 1
+        for key in pset - gset:
+            fp[key[2]] += 1
+    return _prf_table(tp, fp, fn, labels)
+
+
+def id_relation_metrics(gold: list[Document], pred: list[Document], labels: list[str] | None = None) -> dict[str, Any]:
+    """Document-level relation F1 over (document, head id, tail id, label), as in the BioCreative V CDR
+    task: each pair counts once per document however many mentions express it."""
+    tp, fp, fn = Counter(), Counter(), Counter()
+    for g, p in _pair_docs(gold, pred):
+        gset = {(r["head_id"], r["tail_id"], r["label"]) for r in g.metadata.get("id_relations") or []}
+        pset = {(r["head_id"], r["tail_id"], r["label"]) for r in p.metadata.get("id_relations") or []}
+        for key in gset:
+            (tp if key in pset else fn)[key[2]] += 1
+        for key in pset - gset:
+            fp[key[2]] += 1
+    return {**_prf_table(tp, fp, fn, labels), "level": "document id pairs"}

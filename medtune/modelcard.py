@@ -43,6 +43,11 @@ def metrics_markdown(result: dict[str, Any]) -> str:
                 f"strict macro F1 {result['strict']['macro']['f1']:.4f}; lenient micro F1 "
                 f"{result['lenient']['micro']['f1']:.4f}")
         return head + "\n\n" + _table(result["per_type"], ["precision", "recall", "f1", "lenient_f1", "support"])
+    if "accuracy" not in result:  # relations (mention or id level), assertion
+        level = f" ({result['level']})" if "level" in result else ""
+        head = (f"micro P/R/F1{level} {result['precision']:.4f} / {result['recall']:.4f} / {result['f1']:.4f}; "
+                f"macro F1 {result['macro']['f1']:.4f}")
+        return head + "\n\n" + _table(result["per_label"], ["precision", "recall", "f1", "support"])
     head = (f"headline F1 {result['f1']:.4f}; accuracy {result['accuracy']:.4f}; macro F1 "
             f"{result['macro_f1']:.4f}")
     return head + "\n\n" + _table(result["per_label"], ["precision", "recall", "f1", "support"])

@@ -170,5 +170,34 @@ class SequenceClassificationModel(_EncoderModel):
         return out
 
 
+class MarkedSpanModel(_EncoderModel):
+    """Classification of marked spans (relations, assertion): hidden states at the opening markers.
+
+    ``marker_index`` (batch, markers) holds the token position of each opening marker; their states
+    (and the [CLS] state when ``use_cls``) are concatenated before the classifier.
+    """
+
+    def __init__(self, encoder: nn.Module, num_labels: int, *, num_markers: int, use_cls: bool = False,
+                 dropout: float = 0.1) -> None:
+        super().__init__(encoder)
+        hidden = encoder.config.hidden_size
+        self.num_labels, self.num_markers, self.use_cls = num_labels, num_markers, use_cls
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden * (num_markers + int(use_cls)), num_labels)
+
+    def forward(self, input_ids, attention_mask, marker_index, labels=None, token_type_ids=None):
+        states = self.encode(input_ids, attention_mask, token_type_ids)
+        index = marker_index.unsqueeze(-1).expand(-1, -1, states.size(-1))
+        parts = torch.gather(states, 1, index)  # (batch, markers, hidden)
+        feature = parts.reshape(parts.size(0), -1)
+        if self.use_cls:
+            feature = torch.cat([states[:, 0], feature], dim=-1)
+        logits = self.classifier(self.dropout(feature.float()))
+        out: dict[str, torch.Tensor] = {"logits": logits}
+        if labels is not None:
+            out["loss"] = nn.functional.cross_entropy(logits, labels)
+        return out
+
+
 def encoder_config_from_dir(path: str) -> PretrainedConfig:
     return AutoConfig.from_pretrained(path, trust_remote_code=False)

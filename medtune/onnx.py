@@ -163,6 +163,9 @@ def export_onnx(model_dir: str | Path, *, quantize: str | None = None, output: s
 
     model_dir = Path(model_dir)
     model, _tokenizer, task = load_model(model_dir, device="cpu")
+    if task.name not in ("ner", "classification"):
+        raise ModelError(f"ONNX export covers NER and classification models; {model_dir} is a '{task.name}' "
+                         "model", fix="run it with PyTorch (mode auto, fp32 or bf16)")
     model = model.float().eval()
     out_dir = Path(output) if output is not None else model_dir / ONNX_DIRNAME
     out_dir.mkdir(parents=True, exist_ok=True)

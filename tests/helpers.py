@@ -42,3 +42,52 @@ def cls_docs(n: int, *, multi: bool = False, pair: bool = False, prefix: str = "
         docs.append(Document(id=f"{prefix}{i}", text=text.strip(), labels=labels,
                              text_pair="is it a disease ?" if pair else None))
     return docs
+
+
+REL_TEMPLATES = [
+    # (text, [(mention, label, occurrence)], [(head index, tail index)])
+    ("The drug caused fever but the dose was for cough.", [("drug", "Drug"), ("fever", "AE"), ("dose", "Drug"),
+                                                           ("cough", "AE")], [(0, 1)]),
+    ("The drug was given for fever and the dose caused cough.", [("drug", "Drug"), ("fever", "AE"),
+                                                                 ("dose", "Drug"), ("cough", "AE")], [(2, 3)]),
+    ("No drug was given to the patient.", [], []),
+    ("A rash and fever followed the drug.", [("rash", "AE"), ("fever", "AE"), ("drug", "Drug")], [(2, 0), (2, 1)]),
+]
+
+
+def rel_docs(n: int, prefix: str = "r") -> list[Document]:
+    """Sentences with Drug/AE spans and Drug -> AE 'ADE' relations that depend on the wording."""
+    from medtune.document import Relation
+
+    docs = []
+    for i in range(n):
+        text, mentions, rels = REL_TEMPLATES[i % len(REL_TEMPLATES)]
+        doc = Document(id=f"{prefix}{i}", text=text)
+        for k, (mention, label) in enumerate(mentions):  # each mention occurs once in its sentence
+            start = text.index(mention)
+            doc.add_span(start, start + len(mention), label, id=f"T{k + 1}")
+        for j, (h, t) in enumerate(rels):
+            doc.relations.append(Relation(label="ADE", head=f"T{h + 1}", tail=f"T{t + 1}", id=f"R{j + 1}"))
+        docs.append(doc)
+    return docs
+
+
+ASSERTION_TEMPLATES = [
+    ("The patient denies fever.", "fever", "negated"),
+    ("The patient has a cough.", "cough", "present"),
+    ("No cough was noted.", "cough", "negated"),
+    ("Fever is possible with the drug.", "Fever", "uncertain"),
+    ("She has breast cancer.", "breast cancer", "present"),
+]
+
+
+def assertion_docs(n: int, prefix: str = "a") -> list[Document]:
+    """One finding per sentence with its assertion value in ``attributes['assertion']``."""
+    docs = []
+    for i in range(n):
+        text, mention, value = ASSERTION_TEMPLATES[i % len(ASSERTION_TEMPLATES)]
+        doc = Document(id=f"{prefix}{i}", text=text)
+        start = text.index(mention)
+        doc.add_span(start, start + len(mention), "Problem", attributes={"assertion": value})
+        docs.append(doc)
+    return docs

@@ -17,7 +17,7 @@ from medtune.document import Document
 from medtune.io.jsonl import write_jsonl
 from medtune.training import train
 
-from helpers import cls_docs, ner_docs
+from helpers import assertion_docs, cls_docs, ner_docs, rel_docs
 
 
 class TaskContract:
@@ -79,9 +79,13 @@ class TaskContract:
         # batch composition changes padding, hence float rounding: decisions must agree, scores closely
         assert [[s.key() for s in p.spans] for p in preds] == [[s.key() for s in p.spans] for p in again]
         assert [p.labels for p in preds] == [p.labels for p in again]
+        assert [[(r.head, r.tail, r.label) for r in p.relations] for p in preds] == \
+            [[(r.head, r.tail, r.label) for r in p.relations] for p in again]
+        assert [[s.attributes for s in p.spans] for p in preds] == [[s.attributes for s in p.spans] for p in again]
         for p, q in zip(preds, again):
             assert [s.score for s in p.spans] == pytest.approx([s.score for s in q.spans], abs=1e-4)
             assert p.label_scores == pytest.approx(q.label_scores, abs=1e-4)
+            assert [r.score for r in p.relations] == pytest.approx([r.score for r in q.relations], abs=1e-4)
         measured = nlp.task.metrics(docs, preds)["f1"]
         assert measured == pytest.approx(result.metrics["dev"]["f1"], abs=1e-9)
 
@@ -146,3 +150,37 @@ class TestClassificationCnn(TaskContract):
 
     def make_docs(self, split):
         return cls_docs(10)
+
+
+class TestRelation(TaskContract):
+    task = "relation"
+
+    def make_docs(self, split):
+        return rel_docs(8) if split == "train" else rel_docs(4, prefix="rd")
+
+    def test_relations_point_at_spans(self, trained):
+        result, _ = trained
+        docs = self.make_docs("dev")
+        preds = list(medtune.load(result.output_dir, mode="fp32").pipe(docs))
+        assert any(p.relations for p in preds)
+        for doc, pred in zip(docs, preds):
+            assert [s.key() for s in pred.spans] == [s.key() for s in doc.spans]  # spans are inputs, kept
+            ids = pred.span_by_id()
+            for rel in pred.relations:
+                assert ids[rel.head].label == "Drug" and ids[rel.tail].label == "AE"
+
+
+class TestAssertion(TaskContract):
+    task = "assertion"
+
+    def make_docs(self, split):
+        return assertion_docs(10) if split == "train" else assertion_docs(5, prefix="ad")
+
+    def test_flags_follow_the_value(self, trained):
+        result, _ = trained
+        preds = list(medtune.load(result.output_dir, mode="fp32").pipe(self.make_docs("dev")))
+        for pred in preds:
+            attrs = pred.spans[0].attributes
+            assert attrs["negated"] == (attrs["assertion"] == "negated")
+            assert attrs["uncertain"] == (attrs["assertion"] == "uncertain")
+            assert "historical" not in attrs  # a value this model cannot decide is not invented

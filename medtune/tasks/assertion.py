@@ -1,0 +1,199 @@
+"""Trainable assertion: is the marked finding present, negated, uncertain, ...?
+
+Each span is shown in its sentence inside a typed entity marker (``@ * Problem * chest pain @``) and
+classified from the [CLS] state and the state at the marker. The gold value comes from a span
+attribute (``assertion`` by default: ``present`` / ``negated`` / ``uncertain`` in the bionlplab
+corpora). Predictions set that attribute, its score, and the boolean flags the rule engine sets
+(``negated``, ``uncertain``, ``historical``, ``hypothetical``, ``family``, ``conditional``) for the
+values the model knows, so the two back ends are interchangeable in a pipeline.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import islice
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from medtune.document import Document, Span
+from medtune.errors import ConfigError, DataFormatError
+from medtune.sentences import sentence_index, sentences_of
+from medtune.tasks.base import Task, autocast
+from medtune.tasks.marked import HEAD_SYMBOLS, Mark, MarkedEncoder
+
+#: assertion value -> the boolean flag it sets (the rule engine's attribute names)
+FLAGS = {"negated": "negated", "absent": "negated", "uncertain": "uncertain", "possible": "uncertain",
+         "historical": "historical", "hypothetical": "hypothetical", "family": "family",
+         "conditional": "conditional"}
+
+
+class AssertionTask(Task):
+    name = "assertion"
+
+    def __init__(self, meta: dict[str, Any], tokenizer: Any) -> None:
+        super().__init__(meta, tokenizer)
+        self.label_to_id = {lab: i for i, lab in enumerate(self.labels)}
+        self.attribute: str = meta["attribute"]
+        self.entity_labels: set[str] | None = set(meta["entity_labels"]) if meta.get("entity_labels") else None
+        self.encoder = MarkedEncoder(tokenizer, meta["max_length"], meta.get("context_chars", 600))
+        self.skipped = 0
+
+    @classmethod
+    def meta_from_config(cls, config: Any, train_docs: list[Document]) -> dict[str, Any]:
+        m = config.model
+        if m.head != "linear":
+            raise ConfigError(f"model.head '{m.head}' is not available for assertion", fix="use 'linear'")
+        attribute = m.assertion_attribute
+        labels = m.labels or sorted({str(s.attributes[attribute]) for d in train_docs for s in d.spans
+                                     if attribute in s.attributes})
+        if not labels:
+            raise DataFormatError(f"no training span has the attribute '{attribute}'", field=f"spans.attributes.{attribute}",
+                                  fix="give spans with assertion values, or set model.assertion_attribute")
+        return {"task": cls.name, "labels": list(labels), "attribute": attribute,
+                "entity_labels": m.assertion_labels, "max_length": m.max_length,
+                "context_chars": m.context_chars, "dropout": m.dropout, "head": "linear"}
+
+    def build_model(self, encoder: nn.Module) -> nn.Module:
+        from medtune.modeling import MarkedSpanModel
+
+        return MarkedSpanModel(encoder, len(self.labels), num_markers=1, use_cls=True,
+                               dropout=self.meta.get("dropout", 0.1))
+
+    def targets(self, doc: Document) -> list[Span]:
+        return [s for s in doc.spans if self.entity_labels is None or s.label in self.entity_labels]
+
+    def check_documents(self, docs: list[Document], *, source: str, training: bool) -> None:
+        if docs and not any(d.spans for d in docs):
+            raise DataFormatError("the documents have no spans to assert", path=source, field="spans",
+                                  fix="give documents whose findings are marked as spans")
+        if not training:
+            return
+        for doc in docs:
+            for k, span in enumerate(self.targets(doc)):
+                value = span.attributes.get(self.attribute)
+                if value is None or str(value) not in self.label_to_id:
+                    raise DataFormatError(
+                        f"document '{doc.id}': span {k} has {self.attribute}={value!r}, not one of "
+                        f"{', '.join(self.labels)}", path=source, field=f"spans[{k}].attributes.{self.attribute}",
+                        fix="give every span an assertion value from the label set (or list them in model.labels)")
+
+    def _encode(self, doc: Document, span: Span, sentences: list[tuple[int, int]]) -> dict[str, Any] | None:
+        a, b = sentences[sentence_index(sentences, span.start)] if sentences else (0, len(doc.text))
+        lo, hi = min(a, span.start), max(b, span.end)
+        return self.encoder.encode(doc.text, lo, hi, [Mark(span.start, span.end, span.label, *HEAD_SYMBOLS)])
+
+    def encode_for_training(self, docs: list[Document]) -> list[dict[str, Any]]:
+        features = []
+        for doc in docs:
+            sentences = sentences_of(doc)
+            for span in self.targets(doc):
+                feature = self._encode(doc, span, sentences)
+                if feature is not None:
+                    feature["labels"] = self.label_to_id[str(span.attributes[self.attribute])]
+                    features.append(feature)
+        return features
+
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        return self.encoder.collate(features)
+
+    def predict(self, model: nn.Module, docs: Iterable[Document], *, batch_size: int = 32,
+                device: torch.device | None = None, bf16: bool = False) -> Iterator[Document]:
+        device = device or next(model.parameters()).device
+        iterator = iter(docs)
+        self.skipped = 0
+        while True:
+            chunk = list(islice(iterator, 64))
+            if not chunk:
+                return
+            preds = [doc.copy() for doc in chunk]
+            items: list[tuple[Span, dict[str, Any]]] = []
+            for pred in preds:
+                sentences = sentences_of(pred)
+                for span in self.targets(pred):
+                    feature = self._encode(pred, span, sentences)
+                    if feature is None:
+                        self.skipped += 1
+                        continue
+                    items.append((span, feature))
+            probs = self._probabilities(model, [f for _, f in items], batch_size, device, bf16)
+            for (span, _), p in zip(items, probs):
+                self.apply(span, self.labels[int(np.argmax(p))], float(np.max(p)))
+            yield from preds
+
+    def apply(self, span: Span, value: str, score: float) -> None:
+        span.attributes[self.attribute] = value
+        span.attributes[f"{self.attribute}_score"] = round(score, 6)
+        for lab in self.labels:  # only the flags this model can decide; others are left as they are
+            if lab.lower() in FLAGS:
+                span.attributes[FLAGS[lab.lower()]] = False
+        if value.lower() in FLAGS:
+            span.attributes[FLAGS[value.lower()]] = True
+
+    def _probabilities(self, model: nn.Module, features: list[dict[str, Any]], batch_size: int,
+                       device: torch.device, bf16: bool) -> np.ndarray:
+        out = np.zeros((len(features), len(self.labels)), dtype=np.float32)
+        if not features:
+            return out
+        model.eval()
+        order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+        with torch.inference_mode(), autocast(device, bf16):
+            for b in range(0, len(order), batch_size):
+                idx = order[b: b + batch_size]
+                batch = {k: v.to(device) for k, v in self.collate([features[i] for i in idx]).items()}
+                out[idx] = torch.softmax(model(**batch)["logits"].float(), dim=-1).cpu().numpy()
+        return out
+
+    def metrics(self, gold: list[Document], pred: list[Document], **options: Any) -> dict[str, Any]:
+        return assertion_metrics(gold, pred, self.attribute, self.labels,
+                                 positive_label=options.get("positive_label"), entity_labels=self.entity_labels)
+
+
+def assertion_metrics(gold: list[Document], pred: list[Document], attribute: str, labels: list[str], *,
+                      positive_label: str | None = None, entity_labels: set[str] | None = None) -> dict[str, Any]:
+    """Per-value P/R/F1 over spans (matched by offsets and type), accuracy and a confusion matrix.
+
+    The headline ``f1`` is the F1 of ``positive_label`` (default: ``negated`` when it is a value),
+    else the macro F1.
+    """
+    from medtune.metrics import _pair_docs, _prf_table
+
+    tp, fp, fn = Counter(), Counter(), Counter()
+    confusion: Counter = Counter()
+    total = correct = missing = 0
+    for g, p in _pair_docs(gold, pred):
+        predicted = {s.key(): s.attributes.get(attribute) for s in p.spans}
+        for span in g.spans:
+            if entity_labels is not None and span.label not in entity_labels:
+                continue
+            if attribute not in span.attributes:
+                continue
+            gv = str(span.attributes[attribute])
+            pv = predicted.get(span.key())
+            pv = str(pv) if pv is not None else "(none)"
+            missing += pv == "(none)"
+            total += 1
+            correct += gv == pv
+            confusion[(gv, pv)] += 1
+            if gv == pv:
+                tp[gv] += 1
+            else:
+                fn[gv] += 1
+                fp[pv] += 1
+    table = _prf_table(tp, fp, fn, labels)
+    table["per_label"].pop("(none)", None)
+    positive = positive_label or ("negated" if "negated" in labels else None)
+    headline = table["per_label"].get(positive, {}).get("f1", 0.0) if positive else table["macro"]["f1"]
+    return {
+        "f1": headline,
+        "headline": f"F1 of '{positive}'" if positive else "macro F1",
+        "accuracy": correct / total if total else 0.0,
+        "micro_f1": table["f1"],
+        "macro_f1": table["macro"]["f1"],
+        "per_label": table["per_label"],
+        "confusion": {f"{g} -> {p}": n for (g, p), n in sorted(confusion.items())},
+        "spans": total,
+        "unpredicted": missing,
+    }

@@ -1,0 +1,309 @@
+"""Relation extraction over given spans: typed entity markers and a classifier over each candidate pair.
+
+Candidates come from the spans a document already has (gold, or predicted by a NER model): every
+ordered pair whose (head type, tail type) appears in the schema, within one sentence
+(``pair_scope: sentence``) or within ``max_pair_chars`` of each other (``document``). Each candidate is
+classified into one of the relation labels or ``none``.
+
+With ``group_by: id`` relations hold between normalised ids (document-level, e.g. BC5CDR
+chemical-induced disease): mentions are grouped by their ids, and each pair of groups is read at its
+closest pair of mentions. Predictions are then written to ``metadata["id_relations"]`` (and as a
+``Relation`` between the two representative spans), and the headline metric is the document-level
+id-pair F1 of the BioCreative CDR task.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from itertools import islice
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from medtune.document import Document, Relation, Span
+from medtune.errors import DataFormatError
+from medtune.sentences import sentence_index, sentences_of
+from medtune.tasks.base import Task, autocast
+from medtune.tasks.marked import HEAD_SYMBOLS, TAIL_SYMBOLS, Mark, MarkedEncoder
+
+logger = logging.getLogger(__name__)
+
+NONE = "none"
+
+
+def id_key(span: Span) -> tuple[str, ...] | None:
+    """The normalised ids a span is grouped by (None when it has none, e.g. BC5CDR's "-1")."""
+    ids = tuple(sorted(i for i in span.ids if i and i != "-1"))
+    return ids or None
+
+
+class RelationTask(Task):
+    name = "relation"
+
+    def __init__(self, meta: dict[str, Any], tokenizer: Any) -> None:
+        super().__init__(meta, tokenizer)
+        self.classes = [NONE] + self.labels
+        self.class_to_id = {c: i for i, c in enumerate(self.classes)}
+        self.schema = [tuple(t) for t in meta["schema"]]
+        self.type_pairs = {(h, t) for h, t, _ in self.schema}
+        self.scope: str = meta["pair_scope"]
+        self.max_pair_chars: int = meta["max_pair_chars"]
+        self.group_by: str = meta["group_by"]
+        self.encoder = MarkedEncoder(tokenizer, meta["max_length"], meta.get("context_chars", 600))
+        self.skipped = 0  # candidates whose marked pair did not fit in max_length (last call)
+
+    # ---------------------------------------------------------------- set-up
+    @classmethod
+    def meta_from_config(cls, config: Any, train_docs: list[Document]) -> dict[str, Any]:
+        m = config.model
+        schema = [list(t) for t in m.relation_schema] if m.relation_schema else _observed_schema(train_docs, m.group_by)
+        if not schema:
+            raise DataFormatError("the training data has no relations to learn a schema from",
+                                  field="relations", fix="give data with relations, or set model.relation_schema")
+        labels = m.labels or sorted({lab for _, _, lab in schema})
+        if m.head != "linear":
+            from medtune.errors import ConfigError
+
+            raise ConfigError(f"model.head '{m.head}' is not available for relations", fix="use 'linear'")
+        return {
+            "task": cls.name, "labels": list(labels), "schema": schema, "pair_scope": m.pair_scope,
+            "max_pair_chars": m.max_pair_chars, "group_by": m.group_by, "max_length": m.max_length,
+            "context_chars": m.context_chars, "negative_ratio": m.negative_ratio, "dropout": m.dropout,
+            "distant_negatives": m.distant_negatives,
+        }
+
+    def build_model(self, encoder: nn.Module) -> nn.Module:
+        from medtune.modeling import MarkedSpanModel
+
+        return MarkedSpanModel(encoder, len(self.classes), num_markers=2, dropout=self.meta.get("dropout", 0.1))
+
+    def check_documents(self, docs: list[Document], *, source: str, training: bool) -> None:
+        if docs and not any(d.spans for d in docs) and any(d.labels for d in docs):
+            raise DataFormatError("the documents carry labels but no spans: they are classification data, "
+                                  "and this is a relation model", path=source, field="spans",
+                                  fix="give documents with entity spans (and relations to score against)")
+        for doc in docs:
+            ids = {s.id for s in doc.spans if s.id is not None}
+            for k, rel in enumerate(doc.relations):
+                if rel.head not in ids or rel.tail not in ids:
+                    raise DataFormatError(
+                        f"document '{doc.id}': relation {k} refers to a span id that does not exist",
+                        path=source, field=f"relations[{k}]", fix="every relation head/tail must be the id of "
+                        "a span of the same document")
+        if training and not any(d.relations or d.metadata.get("id_relations") for d in docs):
+            raise DataFormatError("the training documents have no relations", path=source, field="relations",
+                                  fix="check that the data has relation annotations")
+
+    # ------------------------------------------------------------ candidates
+    def candidates(self, doc: Document) -> list[tuple[Span, Span]]:
+        """Ordered (head, tail) span pairs that the schema allows, within the configured scope."""
+        doc.ensure_span_ids()
+        spans = sorted(doc.spans, key=lambda s: (s.start, s.end, s.label))
+        sentences = sentences_of(doc) if self.scope == "sentence" else None
+        sent = {id(s): sentence_index(sentences, s.start) for s in spans} if sentences else {}
+
+        def allowed(a: Span, b: Span) -> bool:
+            if a is b or (a.label, b.label) not in self.type_pairs:
+                return False
+            if sentences is not None:
+                return sent[id(a)] == sent[id(b)]
+            return max(a.end, b.end) - min(a.start, b.start) <= self.max_pair_chars
+
+        if self.group_by == "mention":
+            return [(a, b) for a in spans for b in spans if allowed(a, b)]
+        groups: dict[tuple[str, tuple[str, ...]], list[Span]] = {}
+        for s in spans:
+            key = id_key(s)
+            if key is not None:
+                groups.setdefault((s.label, key), []).append(s)
+        out = []
+        for (la, ka), ga in groups.items():
+            for (lb, kb), gb in groups.items():
+                if (la, lb) not in self.type_pairs or ka == kb:
+                    continue
+                pairs = [(a, b) for a in ga for b in gb if allowed(a, b)]
+                if pairs:
+                    out.append(min(pairs, key=lambda p: (_distance(*p), p[0].start, p[1].start)))
+        return out
+
+    def _context(self, doc: Document, head: Span, tail: Span) -> tuple[int, int]:
+        if self.scope == "sentence":
+            sentences = sentences_of(doc)
+            a, b = sentences[sentence_index(sentences, min(head.start, tail.start))]
+            return min(a, head.start, tail.start), max(b, head.end, tail.end)
+        return 0, len(doc.text)
+
+    def _encode(self, doc: Document, head: Span, tail: Span) -> dict[str, Any] | None:
+        lo, hi = self._context(doc, head, tail)
+        marks = [Mark(head.start, head.end, head.label, *HEAD_SYMBOLS), Mark(tail.start, tail.end, tail.label, *TAIL_SYMBOLS)]
+        return self.encoder.encode(doc.text, lo, hi, marks)
+
+    def gold_label(self, doc: Document, head: Span, tail: Span) -> str:
+        if self.group_by == "id":
+            hk, tk = set(id_key(head) or ()), set(id_key(tail) or ())
+            for rel in doc.metadata.get("id_relations") or []:
+                if rel["head_id"] in hk and rel["tail_id"] in tk and rel["label"] in self.class_to_id:
+                    return rel["label"]
+            return NONE
+        for rel in doc.relations:
+            if rel.head == head.id and rel.tail == tail.id and rel.label in self.class_to_id:
+                return rel.label
+        return NONE
+
+    # ------------------------------------------------------------- training
+    def encode_for_training(self, docs: list[Document]) -> list[dict[str, Any]]:
+        positives, negatives = [], []
+        skipped = 0
+        if self.meta.get("distant_negatives"):
+            docs = list(docs) + distant_negative_docs(docs)
+        for doc in docs:
+            doc = doc.copy()
+            for head, tail in self.candidates(doc):
+                feature = self._encode(doc, head, tail)
+                if feature is None:
+                    skipped += 1
+                    continue
+                feature["labels"] = self.class_to_id[self.gold_label(doc, head, tail)]
+                (negatives if feature["labels"] == 0 else positives).append(feature)
+        ratio = self.meta.get("negative_ratio")
+        if ratio is not None and len(negatives) > ratio * len(positives):
+            rng = random.Random(len(positives) * 7919 + len(negatives))
+            negatives = rng.sample(negatives, int(ratio * len(positives)))
+        logger.info("relation candidates: %d positive, %d negative, %d too long for max_length",
+                    len(positives), len(negatives), skipped)
+        return positives + negatives
+
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        return self.encoder.collate(features)
+
+    # ------------------------------------------------------------ inference
+    def predict(self, model: nn.Module, docs: Iterable[Document], *, batch_size: int = 32,
+                device: torch.device | None = None, bf16: bool = False) -> Iterator[Document]:
+        device = device or next(model.parameters()).device
+        iterator = iter(docs)
+        self.skipped = 0
+        while True:
+            chunk = list(islice(iterator, 64))
+            if not chunk:
+                return
+            preds = [doc.copy() for doc in chunk]
+            items: list[tuple[int, Span, Span, dict[str, Any]]] = []
+            for d, pred in enumerate(preds):
+                pred.relations = []
+                if self.group_by == "id":
+                    pred.metadata["id_relations"] = []
+                for head, tail in self.candidates(pred):
+                    feature = self._encode(pred, head, tail)
+                    if feature is None:
+                        self.skipped += 1
+                        continue
+                    items.append((d, head, tail, feature))
+            probs = self._probabilities(model, [f for *_, f in items], batch_size, device, bf16)
+            for (d, head, tail, _), p in zip(items, probs):
+                k = int(np.argmax(p))
+                if k == 0:
+                    continue
+                self._add(preds[d], head, tail, self.classes[k], float(p[k]))
+            yield from preds
+
+    def _probabilities(self, model: nn.Module, features: list[dict[str, Any]], batch_size: int,
+                       device: torch.device, bf16: bool) -> np.ndarray:
+        out = np.zeros((len(features), len(self.classes)), dtype=np.float32)
+        if not features:
+            return out
+        model.eval()
+        order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+        with torch.inference_mode(), autocast(device, bf16):
+            for b in range(0, len(order), batch_size):
+                idx = order[b: b + batch_size]
+                batch = {k: v.to(device) for k, v in self.collate([features[i] for i in idx]).items()}
+                logits = model(**batch)["logits"].float()
+                out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
+        return out
+
+    def _add(self, doc: Document, head: Span, tail: Span, label: str, score: float) -> None:
+        doc.relations.append(Relation(label=label, head=str(head.id), tail=str(tail.id), score=round(score, 6),
+                                      id=f"R{len(doc.relations) + 1}"))
+        if self.group_by == "id":
+            for h in id_key(head) or ():
+                for t in id_key(tail) or ():
+                    doc.metadata["id_relations"].append(
+                        {"label": label, "head_id": h, "tail_id": t, "score": round(score, 6)})
+
+    # --------------------------------------------------------------- metrics
+    def metrics(self, gold: list[Document], pred: list[Document], **options: Any) -> dict[str, Any]:
+        from medtune.metrics import id_relation_metrics, relation_metrics
+
+        result = relation_metrics(gold, pred, self.labels)
+        if self.group_by == "id":
+            result = {**id_relation_metrics(gold, pred, self.labels), "mention_level": result}
+        if self.skipped:
+            result["candidates_too_long"] = self.skipped
+        return result
+
+
+def distant_negative_docs(docs: list[Document], max_words: int = 6) -> list[Document]:
+    """Unannotated training documents with spans found by exact match of the annotated mentions.
+
+    In corpora that annotate entities only where a relation holds (ADE: sentences reporting an
+    adverse effect), a drug and a condition named elsewhere are, by the corpus's definition, not
+    related. Marking the training mentions (per type, case-insensitive, whole words, longest first) in
+    the documents without any annotation turns them into negative candidates, so the model also learns
+    to reject pairs that a NER model will propose in such text.
+    """
+    import re
+
+    lexicon: dict[tuple[str, ...], str] = {}
+    word = re.compile(r"\w+|[^\w\s]")
+    for doc in docs:
+        for span in doc.spans:
+            words = tuple(w.lower() for w in word.findall(span.text or doc.text[span.start:span.end]))
+            if words and len(words) <= max_words and len("".join(words)) >= 3:
+                lexicon.setdefault(words, span.label)
+    out = []
+    for doc in docs:
+        if doc.spans or doc.relations or doc.labels:
+            continue
+        tokens = [(m.start(), m.end(), m.group().lower()) for m in word.finditer(doc.text)]
+        found = Document(id=doc.id, text=doc.text, metadata=dict(doc.metadata))
+        i = 0
+        while i < len(tokens):
+            for n in range(min(max_words, len(tokens) - i), 0, -1):
+                label = lexicon.get(tuple(t[2] for t in tokens[i: i + n]))
+                if label is not None:
+                    found.add_span(tokens[i][0], tokens[i + n - 1][1], label)
+                    i += n
+                    break
+            else:
+                i += 1
+        if len(found.spans) >= 2:
+            found.metadata["distant_negative"] = True
+            out.append(found)
+    logger.info("distant negatives: %d unannotated documents with at least two lexicon mentions", len(out))
+    return out
+
+
+def _distance(a: Span, b: Span) -> int:
+    return max(0, max(a.start, b.start) - min(a.end, b.end))
+
+
+def _observed_schema(docs: list[Document], group_by: str) -> list[list[str]]:
+    seen: set[tuple[str, str, str]] = set()
+    for doc in docs:
+        by_id = doc.span_by_id()
+        for rel in doc.relations:
+            if rel.head in by_id and rel.tail in by_id:
+                seen.add((by_id[rel.head].label, by_id[rel.tail].label, rel.label))
+        if group_by == "id":
+            labels_of: dict[str, set[str]] = {}
+            for s in doc.spans:
+                for i in s.ids:
+                    labels_of.setdefault(i, set()).add(s.label)
+            for rel in doc.metadata.get("id_relations") or []:
+                for h in labels_of.get(rel["head_id"], ()):
+                    for t in labels_of.get(rel["tail_id"], ()):
+                        seen.add((h, t, rel["label"]))
+    return [list(t) for t in sorted(seen)]

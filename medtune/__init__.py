@@ -14,4 +14,12 @@ def load(path, **kwargs):
     return _load(path, **kwargs)
 
 
-__all__ = ["Document", "Span", "Relation", "load", "__version__"]
+def __getattr__(name):
+    if name == "Pipeline":  # lazy: importing medtune stays light
+        from medtune.pipeline import Pipeline
+
+        return Pipeline
+    raise AttributeError(f"module 'medtune' has no attribute {name!r}")
+
+
+__all__ = ["Document", "Span", "Relation", "Pipeline", "load", "__version__"]

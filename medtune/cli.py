@@ -59,7 +59,7 @@ def train(
 
 @app.command()
 def evaluate(
-    model_dir: Path = typer.Argument(..., help="model directory"),
+    model_dir: Path = typer.Argument(..., help="model directory, or a pipeline YAML (end-to-end evaluation)"),
     data: str = typer.Option(..., "--data", help="named corpus or file of gold documents"),
     split: str = typer.Option("test", "--split"),
     format: Optional[str] = typer.Option(None, "--format", help="file format when --data is a file"),
@@ -69,11 +69,29 @@ def evaluate(
     mode: str = typer.Option("fp32", "--mode",
                              help="fp32, bf16, auto, onnx or onnx-int8 (after `medtune export`)"),
 ) -> None:
-    """Score a model on gold data: strict/lenient span F1 (NER) or accuracy/F1 (classification)."""
+    """Score a model on gold data: strict/lenient span F1 (NER), accuracy/F1 (classification), relation
+    F1, assertion F1; or a whole pipeline (end-to-end relation F1, linking accuracy, assertion F1)."""
     from medtune.evaluation import evaluate as run_eval
     from medtune.modelcard import metrics_markdown
+    from medtune.pipeline import is_pipeline_file
 
     _setup_logging(False)
+    if is_pipeline_file(model_dir):
+        from medtune.pipeline_eval import evaluate_pipeline
+
+        try:
+            result = evaluate_pipeline(model_dir, data, split=split, format=format, output=output,
+                                       batch_size=batch_size, errors=errors)
+        except MedtuneError as err:
+            _fail(err)
+            return
+        summary = {k: v for k, v in result.items() if not isinstance(v, (dict, list))}
+        typer.echo(json.dumps(summary, indent=2))
+        for e in result.get("errors", []):
+            typer.echo(json.dumps(e, ensure_ascii=False))
+        if output:
+            typer.echo(f"metrics written to {output}")
+        return
     try:
         result = run_eval(model_dir, data, split=split, format=format, errors=errors, output=output,
                           batch_size=batch_size, mode=mode)
@@ -134,6 +152,40 @@ def predict(
                 sys.stdout.write(doc.to_json() + "\n")
         else:
             write_jsonl(docs, output)
+    except MedtuneError as err:
+        _fail(err)
+
+
+@app.command()
+def analyze(
+    pipeline: Path = typer.Argument(..., help="pipeline YAML (see pipelines/)"),
+    inputs: List[str] = typer.Argument(..., help="texts, .txt files, folders of .txt or a .jsonl of documents"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSONL file (default: stdout)"),
+    html: Optional[Path] = typer.Option(None, "--html", help="also write a standalone HTML view here"),
+    batch_size: int = typer.Option(16, "--batch-size"),
+) -> None:
+    """Run a pipeline (NER, assertion, linking, relations) over texts; JSONL out, optional HTML view."""
+    from medtune.fileutils import atomic_write
+    from medtune.io.jsonl import write_jsonl
+    from medtune.pipeline import Pipeline
+
+    _setup_logging(False)
+    try:
+        pipe = Pipeline.from_yaml(pipeline)
+        docs = pipe.pipe(_iter_inputs(inputs), batch_size=batch_size)
+        if html is not None:  # the HTML view needs every document: keep them (JSONL alone streams)
+            docs = list(docs)
+        if output is None:
+            for doc in docs:
+                sys.stdout.write(doc.to_json() + "\n")
+        else:
+            write_jsonl(docs, output)
+        if html is not None:
+            from medtune.html import render_html
+
+            with atomic_write(html) as handle:
+                handle.write(render_html(docs, title=f"medtune: {pipe.config.name}"))
+            typer.echo(f"HTML view written to {html}", err=True)
     except MedtuneError as err:
         _fail(err)
 

@@ -1,0 +1,175 @@
+"""Evaluate a whole pipeline on gold data: ``medtune evaluate PIPELINE.yaml --data NAME``.
+
+What is measured depends on the data's task:
+
+* relation data (``ade``, ``bc5cdr-cid``): the pipeline runs end to end on the bare text; the
+  headline ``f1`` is the end-to-end relation F1 (strict spans, types and relation label; for
+  document-level corpora the id-pair F1), beside entity F1 and, per layer, what the pipeline gave.
+* linking data (``*-linking``): the pipeline's linking component for each gold type runs on the
+  gold mentions; headline ``accuracy`` (accuracy@1) with ``ceiling`` (share of gold ids in the
+  vocabulary).
+* assertion data (``negex``, ``assertion``): the assertion component runs on the gold concepts;
+  headline ``f1`` = F1 of the negated class, with temporality and experiencer accuracy when gold has them.
+* NER data: the pipeline's NER components on the bare text; strict span F1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from medtune.document import Document
+from medtune.errors import ConfigError
+from medtune.fileutils import atomic_write
+
+
+def _task_of(data: str, docs: list[Document]) -> str:
+    from medtune import datasets
+
+    try:
+        return datasets.get_spec(data).task
+    except Exception:  # a file: guess from its annotations
+        if any(d.relations or d.metadata.get("id_relations") for d in docs):
+            return "relation"
+        if any("assertion" in s.attributes or "gold" in s.attributes for d in docs for s in d.spans):
+            return "assertion"
+        return "ner"
+
+
+def _bare(doc: Document) -> Document:
+    meta = {k: v for k, v in doc.metadata.items() if k in ("pmid", "sentences")}
+    return Document(id=doc.id, text=doc.text, text_pair=doc.text_pair, metadata=meta)
+
+
+def evaluate_pipeline(pipeline_path: str | Path, data: str, *, split: str = "test", format: str | None = None,
+                      output: str | Path | None = None, batch_size: int = 32, errors: int = 0) -> dict[str, Any]:
+    from medtune.data import resolve_documents
+    from medtune.pipeline import Pipeline
+
+    pipe = Pipeline.from_yaml(pipeline_path)
+    gold, source = resolve_documents(data, split, format)
+    task = _task_of(data, gold)
+    if task == "relation":
+        result = _relation(pipe, gold, batch_size, errors)
+    elif task == "linking":
+        result = _linking(pipe, gold)
+    elif task == "assertion":
+        result = _assertion(pipe, gold, batch_size)
+    elif task == "ner":
+        result = _ner(pipe, gold, batch_size)
+    else:
+        raise ConfigError(f"a pipeline cannot be evaluated on {task} data ('{data}')",
+                          fix="evaluate the classification model itself with `medtune evaluate MODEL_DIR`")
+    headline = {k: result.pop(k) for k in ("f1", "accuracy", "ceiling") if k in result}
+    result = {**headline, **result, "pipeline": str(pipeline_path), "data": source, "task": task}
+    if output is not None:
+        with atomic_write(output) as handle:
+            json.dump(result, handle, indent=2, ensure_ascii=False)
+    return result
+
+
+def _need(pipe: Any, kind: str, label: str | None = None) -> Any:
+    comp = pipe.component(kind, label)
+    if comp is None:
+        what = f"a {kind} component" + (f" for '{label}'" if label else "")
+        raise ConfigError(f"pipeline {pipe.source} has no {what}", fix=f"add one, or evaluate on other data")
+    return comp
+
+
+def _relation(pipe: Any, gold: list[Document], batch_size: int, errors: int) -> dict[str, Any]:
+    from medtune.metrics import id_relation_metrics, relation_metrics, span_metrics
+
+    _need(pipe, "ner")
+    _need(pipe, "relation")
+    pred = list(pipe.pipe([_bare(d) for d in gold], batch_size=batch_size, skip=("assertion", "linking")))
+    rel_labels = sorted({r.label for d in gold for r in d.relations})
+    ent_labels = sorted({s.label for d in gold for s in d.spans})
+    entity = span_metrics(gold, [_only(p, ent_labels) for p in pred], ent_labels)
+    mention = relation_metrics(gold, pred, rel_labels)
+    result: dict[str, Any] = {"f1": mention["f1"], "headline": "end-to-end relation F1 (strict spans and label)",
+                              "precision": mention["precision"], "recall": mention["recall"], "relations": mention,
+                              "entities": {"f1": entity["f1"], "precision": entity["precision"],
+                                           "recall": entity["recall"], "per_type": entity["per_type"]}}
+    if any(d.metadata.get("id_relations") for d in gold):
+        doc_level = id_relation_metrics(gold, pred, sorted({r["label"] for d in gold
+                                                            for r in d.metadata.get("id_relations") or []}))
+        result.update(f1=doc_level["f1"], precision=doc_level["precision"], recall=doc_level["recall"],
+                      headline="end-to-end document-level id-pair F1", document_level=doc_level)
+    if errors:
+        result["errors"] = _relation_errors(gold, pred, errors)
+    return result
+
+
+def _only(doc: Document, labels: list[str]) -> Document:
+    out = Document(id=doc.id, text=doc.text)
+    out.spans = [s for s in doc.spans if s.label in labels]
+    return out
+
+
+def _relation_errors(gold: list[Document], pred: list[Document], limit: int) -> list[dict[str, Any]]:
+    from medtune.metrics import _relation_keys
+
+    out = []
+    for g, p in zip(gold, pred):
+        gk, pk = _relation_keys(g), _relation_keys(p)
+        for kind, keys in (("false_negative", gk - pk), ("false_positive", pk - gk)):
+            for (hs, he, hl), (ts, te, tl), lab in sorted(keys):
+                out.append({"document": g.id, "type": kind, "label": lab,
+                            "head": {"start": hs, "end": he, "label": hl, "text": g.text[hs:he]},
+                            "tail": {"start": ts, "end": te, "label": tl, "text": g.text[ts:te]}})
+                if len(out) >= limit:
+                    return out
+    return out
+
+
+def _ner(pipe: Any, gold: list[Document], batch_size: int) -> dict[str, Any]:
+    from medtune.metrics import span_metrics
+
+    _need(pipe, "ner")
+    pred = list(pipe.pipe([_bare(d) for d in gold], batch_size=batch_size,
+                          skip=("assertion", "linking", "relation")))
+    labels = sorted({s.label for d in gold for s in d.spans})
+    return span_metrics(gold, [_only(p, labels) for p in pred], labels)
+
+
+def _linking(pipe: Any, gold: list[Document]) -> dict[str, Any]:
+    from medtune.linking.evaluate import linking_report
+
+    labels = sorted({s.label for d in gold for s in d.spans})
+    per_label = {}
+    for label in labels:
+        comp = _need(pipe, "linking", label)
+        docs = [_only_with_ids(d, label) for d in gold]
+        per_label[label] = linking_report(comp.load(), docs)
+    if len(per_label) == 1:
+        return dict(next(iter(per_label.values())))
+    n = sum(r["n"] for r in per_label.values())
+    accuracy = sum(r["accuracy"] * r["n"] for r in per_label.values()) / n if n else 0.0
+    ceiling = sum(r["ceiling"] * r["n"] for r in per_label.values()) / n if n else 0.0
+    return {"accuracy": accuracy, "ceiling": ceiling, "n": n, "per_label": per_label}
+
+
+def _only_with_ids(doc: Document, label: str) -> Document:
+    out = doc.copy()
+    out.spans = [s for s in out.spans if s.label == label]
+    out.relations = []
+    return out
+
+
+def _assertion(pipe: Any, gold: list[Document], batch_size: int) -> dict[str, Any]:
+    from medtune.assertion.metrics import assertion_report
+
+    comp = _need(pipe, "assertion")
+    docs = [d.copy() for d in gold]
+    for doc in docs:  # the component must not see the gold values
+        for span in doc.spans:
+            span.attributes = {k: v for k, v in span.attributes.items() if k not in ("gold", "assertion")}
+    comp.process(docs, batch_size=batch_size)
+    for g, p in zip(gold, docs):
+        for gs, ps in zip(g.spans, p.spans):
+            if "gold" in gs.attributes:
+                ps.attributes["gold"] = gs.attributes["gold"]
+    report = assertion_report(docs)
+    report["backend"] = comp.config.backend or "rules"
+    return report

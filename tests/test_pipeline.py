@@ -1,0 +1,156 @@
+"""Pipelines: YAML config, components chained on tiny models, analyze round trip, end-to-end evaluation."""
+
+from __future__ import annotations
+
+import json
+import re
+from html import unescape
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import medtune
+from medtune.cli import app
+from medtune.config import RunConfig
+from medtune.errors import ConfigError, ModelError
+from medtune.io.jsonl import read_jsonl, write_jsonl
+from medtune.pipeline import Pipeline
+from medtune.training import train
+
+from helpers import rel_docs
+
+runner = CliRunner()
+
+
+def _train(task: str, tiny_model_dir: Path, tmp: Path, **model) -> Path:
+    write_jsonl(rel_docs(8), tmp / "train.jsonl")
+    cfg = RunConfig.from_dict({
+        "task": task, "base_model": str(tiny_model_dir),
+        "data": {"train": str(tmp / "train.jsonl"), "format": "jsonl"},
+        "model": {"max_length": 32, "stride": 8, **model},
+        "training": {"max_steps": 80, "batch_size": 4, "learning_rate": 3e-3, "warmup_ratio": 0.0,
+                     "progress_bar": False, "bf16": "false", "early_stopping_patience": None},
+    })
+    return train(cfg, tmp / "model").output_dir
+
+
+@pytest.fixture(scope="module")
+def models(tiny_model_dir, tmp_path_factory):
+    ner = _train("ner", tiny_model_dir, tmp_path_factory.mktemp("pipe-ner"))
+    rel = _train("relation", tiny_model_dir, tmp_path_factory.mktemp("pipe-rel"))
+    return ner, rel
+
+
+@pytest.fixture()
+def pipeline_file(models, tmp_path):
+    ner, rel = models
+    path = tmp_path / "pv.yaml"
+    path.write_text(
+        "name: test-pv\n"
+        "components:\n"
+        "  - kind: sentences\n"
+        f"  - kind: ner\n    model: {ner}\n"
+        f"  - kind: relation\n    model: {rel}\n", encoding="utf-8")
+    return path
+
+
+def test_pipeline_equals_its_models_applied_in_turn(models, pipeline_file):
+    ner, rel = models
+    docs = rel_docs(4, prefix="p")
+    bare = [medtune.Document(id=d.id, text=d.text) for d in docs]
+    out = list(Pipeline.from_yaml(pipeline_file).pipe(bare))
+    tagged = list(medtune.load(ner, mode="fp32").pipe(bare))
+    related = list(medtune.load(rel, mode="fp32").pipe(tagged))
+    # the pipeline runs in "auto" mode; on a CPU without bf16 both are fp32. Compare decisions only.
+    assert [[s.key() for s in d.spans] for d in out] == [[s.key() for s in d.spans] for d in tagged]
+    key = lambda d: sorted((d.span_by_id()[r.head].key(), d.span_by_id()[r.tail].key(), r.label) for r in d.relations)
+    assert [key(d) for d in out] == [key(d) for d in related]
+    assert all(not d.spans for d in bare), "inputs are not modified"
+    assert all(d.metadata["sentences"] for d in out)
+
+
+def test_relative_model_paths_resolve_from_the_yaml(models, tmp_path):
+    ner, _ = models
+    folder = tmp_path / "pipelines"
+    folder.mkdir()
+    (folder / "p.yaml").write_text(
+        f"name: x\ncomponents:\n  - kind: ner\n    model: ../{Path(ner).relative_to(Path(ner).parents[1])}\n")
+    # the NER model lives in another tmp folder: copy-free check that the path is resolved against the
+    # YAML's folder and that a missing model says how to get it
+    pipe = Pipeline.from_yaml(folder / "p.yaml")
+    assert pipe.components[0].model_path == (folder / ".." / Path(ner).relative_to(Path(ner).parents[1])).resolve()
+    with pytest.raises(ModelError, match="make models"):
+        pipe.components[0].load()
+
+
+def test_bad_pipeline_files_are_explained(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ncomponents:\n  - kind: ner\n    modle: m\n")
+    with pytest.raises(ConfigError, match="unknown key 'components.0.modle'.*valid keys: kind, model"):
+        Pipeline.from_yaml(bad)
+    bad.write_text("name: x\ncomponents:\n  - kind: tagger\n")
+    with pytest.raises(ConfigError, match="components.0.kind"):
+        Pipeline.from_yaml(bad)
+    bad.write_text("name: x\ncomponents:\n  - kind: ner\n")
+    with pytest.raises(ConfigError, match="needs a model"):
+        Pipeline.from_yaml(bad)
+
+
+def test_wrong_model_kind_is_refused(models, tmp_path):
+    ner, _ = models
+    path = tmp_path / "p.yaml"
+    path.write_text(f"name: x\ncomponents:\n  - kind: relation\n    model: {ner}\n")
+    with pytest.raises(ModelError, match="expects a relation model.*'ner' model"):
+        list(Pipeline.from_yaml(path).pipe(["A drug caused fever."]))
+
+
+def test_analyze_round_trip_keeps_every_offset(pipeline_file, tmp_path):
+    texts = tmp_path / "in.jsonl"
+    docs = rel_docs(4, prefix="x")
+    docs[0].text = docs[0].text + " <b>&amp;</b>"  # markup in a note must come out escaped in the HTML
+    write_jsonl([medtune.Document(id=d.id, text=d.text) for d in docs], texts)
+    note = tmp_path / "note.txt"
+    note.write_text("The drug caused fever.\nNo cough.", encoding="utf-8")
+    out, html = tmp_path / "out.jsonl", tmp_path / "out.html"
+    result = runner.invoke(app, ["analyze", str(pipeline_file), str(texts), str(note), "plain text: drug and rash",
+                                 "--output", str(out), "--html", str(html)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    got = list(read_jsonl(out))
+    assert [d.id for d in got] == ["x0", "x1", "x2", "x3", "note", "text-1"]
+    sources = {d.id: d.text for d in docs} | {"note": note.read_text(), "text-1": "plain text: drug and rash"}
+    for doc in got:
+        assert doc.text == sources[doc.id]
+        ids = {s.id for s in doc.spans}
+        for span in doc.spans:
+            assert doc.text[span.start:span.end] == span.text
+        for rel in doc.relations:
+            assert rel.head in ids and rel.tail in ids
+    page = html.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    for doc in got:  # the rendered text, markup removed and unescaped, is the document text exactly
+        div = page.split(f"<h2>{doc.id}</h2>", 1)[1].split('<div class="text">', 1)[1].split("</div>", 1)[0]
+        shown = re.sub(r'<sub>.*?</sub>|<span class="tag">.*?</span>|<[^>]+>', "", div)
+        assert unescape(shown) == doc.text
+    assert "<b>" not in page
+    assert "<script" not in page and "http" not in page  # standalone, works offline
+    assert any(d.relations for d in got) == ("<th>relation</th>" in page)
+
+
+def test_evaluate_pipeline_end_to_end(models, pipeline_file, tmp_path):
+    from medtune.metrics import relation_metrics
+
+    gold = rel_docs(8)
+    write_jsonl(gold, tmp_path / "gold.jsonl")
+    out = tmp_path / "m.json"
+    result = runner.invoke(app, ["evaluate", str(pipeline_file), "--data", str(tmp_path / "gold.jsonl"),
+                                 "--format", "jsonl", "--output", str(out), "--errors", "3"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(out.read_text())
+    assert list(metrics)[0] == "f1" and metrics["task"] == "relation"
+    ner, rel = models
+    bare = [medtune.Document(id=d.id, text=d.text) for d in gold]
+    pred = list(medtune.load(rel).pipe(medtune.load(ner).pipe(bare)))
+    assert metrics["f1"] == pytest.approx(relation_metrics(gold, pred)["f1"])
+    assert "entities" in metrics and 0.0 <= metrics["entities"]["f1"] <= 1.0

@@ -11,7 +11,7 @@ endif
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install dev demo test bench bench-quick clean
+.PHONY: install dev demo test bench bench-quick models clean
 
 install: $(VENV)/.installed
 
@@ -41,6 +41,26 @@ bench: dev
 
 bench-quick: dev
 	$(BIN)/medtune bench --quick
+
+# Every model the shipped pipelines (pipelines/*.yaml) use, trained into models/ (git-ignored).
+# Each is a file target: a model already trained is skipped. About 1.5 hours on 2 cores.
+MODELS := models/ade-ner models/ade-re models/bc5cdr-ner models/bc5cdr-cid models/assertion \
+	models/linker-disease models/linker-chemical
+models: $(addsuffix /config.json,$(filter-out models/linker-%,$(MODELS))) \
+	$(addsuffix /manifest.json,$(filter models/linker-%,$(MODELS)))
+
+models/ade-ner/config.json: configs/ade-ner.yaml | install
+	$(BIN)/medtune train $< --output $(@D) --overwrite
+models/ade-re/config.json: configs/ade-re.yaml | install
+	$(BIN)/medtune train $< --output $(@D) --overwrite
+models/bc5cdr-ner/config.json: configs/bc5cdr.yaml | install
+	$(BIN)/medtune train $< --output $(@D) --overwrite
+models/bc5cdr-cid/config.json: configs/bc5cdr-cid.yaml | install
+	$(BIN)/medtune train $< --output $(@D) --overwrite
+models/assertion/config.json: configs/assertion.yaml | install
+	$(BIN)/medtune train $< --output $(@D) --overwrite
+models/linker-%/manifest.json: configs/linker-%.yaml | install
+	$(BIN)/medtune link build $< --output $(@D) --overwrite
 
 test: dev
 	$(BIN)/python -m pytest -q

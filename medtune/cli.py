@@ -16,6 +16,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Fine-tune, evaluate and apply pretrained language models to medical text.")
 datasets_app = typer.Typer(no_args_is_help=True, help="Named public corpora.")
 app.add_typer(datasets_app, name="datasets")
+link_app = typer.Typer(no_args_is_help=True, help="Concept linking (MeSH or your own vocabulary).")
+app.add_typer(link_app, name="link")
 
 
 def _fail(err: Exception) -> None:
@@ -286,6 +288,54 @@ def datasets_info(name: str = typer.Argument(...)) -> None:
         typer.echo(json.dumps(datasets.info(name), indent=2, ensure_ascii=False))
     except MedtuneError as err:
         _fail(err)
+
+
+@link_app.command("build")
+def link_build(
+    config: Path = typer.Argument(..., help="linker YAML (see configs/linker-*.yaml)"),
+    output: Path = typer.Option(..., "--output", "-o", help="linker directory to write"),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Build a linker: vocabulary, synonym dictionary learned from training mentions, dense index."""
+    from medtune.linking.config import LinkerConfig, build_linker
+
+    _setup_logging(False)
+    try:
+        summary = build_linker(LinkerConfig.from_yaml(config), output, overwrite=overwrite)
+    except MedtuneError as err:
+        _fail(err)
+        return
+    typer.echo(json.dumps(summary))
+
+
+@link_app.command("evaluate")
+def link_evaluate(
+    linker_dir: Path = typer.Argument(..., help="linker directory (from `medtune link build`)"),
+    data: str = typer.Option(..., "--data", help="named corpus (e.g. ncbi-disease-linking) or file with gold ids"),
+    split: str = typer.Option("test", "--split"),
+    format: Optional[str] = typer.Option(None, "--format"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o"),
+    errors: int = typer.Option(0, "--errors", help="list the first N wrong links"),
+) -> None:
+    """Accuracy@1 on gold mentions, with the vocabulary's ceiling."""
+    from medtune.data import resolve_documents
+    from medtune.fileutils import atomic_write
+    from medtune.linking import Linker, linking_report
+
+    _setup_logging(False)
+    try:
+        linker = Linker.load(linker_dir)
+        docs, source = resolve_documents(data, split, format)
+        result = linking_report(linker, docs, examples=errors)
+    except MedtuneError as err:
+        _fail(err)
+        return
+    result = {"accuracy": result.pop("accuracy"), "ceiling": result.pop("ceiling"), **result,
+              "linker": str(linker_dir), "data": source}
+    if output is not None:
+        with atomic_write(output) as handle:
+            json.dump(result, handle, indent=2, ensure_ascii=False)
+    typer.echo(json.dumps({k: v for k, v in result.items() if not isinstance(v, (dict, list))}, indent=2))
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -28,6 +28,17 @@ def evaluate(model_dir: str | Path, data: str, *, split: str = "test", format: s
     result = {"f1": result.pop("f1"), **result, "model": str(model_dir), "data": source, "mode": nlp.mode}
     if errors and nlp.task.name == "ner":
         result["errors"] = span_errors(gold, pred, errors)
+    elif errors and nlp.task.name == "relation":
+        from medtune.metrics import relation_errors
+
+        result["errors"] = relation_errors(gold, pred, errors)
+    elif errors and nlp.task.name == "assertion":
+        attr = nlp.task.attribute
+        result["errors"] = [
+            {"document": g.id, "start": gs.start, "end": gs.end, "gold": gs.attributes.get(attr),
+             "predicted": ps.attributes.get(attr)}
+            for g, p in zip(gold, pred) for gs, ps in zip(g.spans, p.spans)
+            if gs.attributes.get(attr) != ps.attributes.get(attr)][:errors]
     elif errors:
         result["errors"] = [
             {"document": g.id, "gold": g.labels, "predicted": p.labels}

@@ -216,3 +216,19 @@ def id_relation_metrics(gold: list[Document], pred: list[Document], labels: list
         for key in pset - gset:
             fp[key[2]] += 1
     return {**_prf_table(tp, fp, fn, labels), "level": "document id pairs"}
+
+
+def relation_errors(gold: list[Document], pred: list[Document], limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` missed (false negative) and spurious (false positive) relations, with the
+    spans' offsets and text (for the user's own inspection; never logged)."""
+    out = []
+    for g, p in zip(gold, pred):
+        gk, pk = _relation_keys(g), _relation_keys(p)
+        for kind, keys in (("false_negative", gk - pk), ("false_positive", pk - gk)):
+            for (hs, he, hl), (ts, te, tl), lab in sorted(keys):
+                out.append({"document": g.id, "type": kind, "label": lab,
+                            "head": {"start": hs, "end": he, "label": hl, "text": g.text[hs:he]},
+                            "tail": {"start": ts, "end": te, "label": tl, "text": g.text[ts:te]}})
+                if len(out) >= limit:
+                    return out
+    return out

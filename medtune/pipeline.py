@@ -95,6 +95,8 @@ class Component:
             from medtune.linking import Linker
 
             self._impl = Linker.load(self.model_path)
+            if self.config.labels:  # the component's labels override those the linker was built with
+                self._impl.labels = tuple(self.config.labels)
         return self._impl
 
     # ---------------------------------------------------------- applying
@@ -134,8 +136,7 @@ class Component:
             for doc in docs:
                 impl(doc, labels=labels)
         elif self.kind == "linking":
-            for doc in docs:
-                impl(doc, labels=labels)
+            impl.link_documents(docs)
 
 
 def _bare(doc: Document) -> Document:

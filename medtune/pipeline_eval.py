@@ -78,7 +78,7 @@ def _need(pipe: Any, kind: str, label: str | None = None) -> Any:
 
 
 def _relation(pipe: Any, gold: list[Document], batch_size: int, errors: int) -> dict[str, Any]:
-    from medtune.metrics import id_relation_metrics, relation_metrics, span_metrics
+    from medtune.metrics import id_relation_metrics, relation_errors, relation_metrics, span_metrics
 
     _need(pipe, "ner")
     _need(pipe, "relation")
@@ -97,29 +97,13 @@ def _relation(pipe: Any, gold: list[Document], batch_size: int, errors: int) -> 
         result.update(f1=doc_level["f1"], precision=doc_level["precision"], recall=doc_level["recall"],
                       headline="end-to-end document-level id-pair F1", document_level=doc_level)
     if errors:
-        result["errors"] = _relation_errors(gold, pred, errors)
+        result["errors"] = relation_errors(gold, pred, errors)
     return result
 
 
 def _only(doc: Document, labels: list[str]) -> Document:
     out = Document(id=doc.id, text=doc.text)
     out.spans = [s for s in doc.spans if s.label in labels]
-    return out
-
-
-def _relation_errors(gold: list[Document], pred: list[Document], limit: int) -> list[dict[str, Any]]:
-    from medtune.metrics import _relation_keys
-
-    out = []
-    for g, p in zip(gold, pred):
-        gk, pk = _relation_keys(g), _relation_keys(p)
-        for kind, keys in (("false_negative", gk - pk), ("false_positive", pk - gk)):
-            for (hs, he, hl), (ts, te, tl), lab in sorted(keys):
-                out.append({"document": g.id, "type": kind, "label": lab,
-                            "head": {"start": hs, "end": he, "label": hl, "text": g.text[hs:he]},
-                            "tail": {"start": ts, "end": te, "label": tl, "text": g.text[ts:te]}})
-                if len(out) >= limit:
-                    return out
     return out
 
 

@@ -155,5 +155,10 @@ def _assertion(pipe: Any, gold: list[Document], batch_size: int) -> dict[str, An
             if "gold" in gs.attributes:
                 ps.attributes["gold"] = gs.attributes["gold"]
     report = assertion_report(docs)
-    report["backend"] = comp.config.backend or "rules"
-    return report
+    out: dict[str, Any] = {"f1": report["negated"]["f1"], "headline": "F1 of the negated class",
+                           "precision": report["negated"]["precision"], "recall": report["negated"]["recall"]}
+    for axis in ("temporality", "experiencer", "uncertain"):
+        if axis in report and "accuracy" in report[axis]:
+            out[f"{axis}_accuracy"] = report[axis]["accuracy"]
+    out["backend"] = comp.config.backend or "rules"
+    return {**out, **report}

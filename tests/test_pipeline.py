@@ -154,3 +154,33 @@ def test_evaluate_pipeline_end_to_end(models, pipeline_file, tmp_path):
     pred = list(medtune.load(rel).pipe(medtune.load(ner).pipe(bare)))
     assert metrics["f1"] == pytest.approx(relation_metrics(gold, pred)["f1"])
     assert "entities" in metrics and 0.0 <= metrics["entities"]["f1"] <= 1.0
+
+
+def test_rule_assertion_component_and_its_evaluation(tmp_path):
+    path = tmp_path / "a.yaml"
+    path.write_text("name: a\ncomponents:\n  - kind: sentences\n  - kind: assertion\n    backend: rules\n")
+    doc = medtune.Document(id="n1", text="No fever but has cough. Mother had breast cancer.")
+    for mention in ("fever", "cough", "breast cancer"):
+        start = doc.text.index(mention)
+        doc.add_span(start, start + len(mention), "Problem")
+    out = Pipeline.from_yaml(path)(doc)
+    flags = {s.text: (s.attributes["negated"], s.attributes["family"]) for s in out.spans}
+    assert flags == {"fever": (True, False), "cough": (False, False), "breast cancer": (False, True)}
+    assert not doc.spans[0].attributes, "the input document is not modified"
+
+    gold = []
+    for i, (text, mention, negated) in enumerate([("Denies chest pain.", "chest pain", True),
+                                                   ("Chest pain on exertion.", "Chest pain", False),
+                                                   ("No rash.", "rash", True)]):
+        g = medtune.Document(id=f"g{i}", text=text)
+        start = text.index(mention)
+        g.add_span(start, start + len(mention), "Concept",
+                   attributes={"gold": {"negated": negated, "historical": False, "hypothetical": False,
+                                        "family": False}})
+        gold.append(g)
+    write_jsonl(gold, tmp_path / "gold.jsonl")
+    result = runner.invoke(app, ["evaluate", str(path), "--data", str(tmp_path / "gold.jsonl"), "--format", "jsonl",
+                                 "--output", str(tmp_path / "m.json")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["task"] == "assertion" and metrics["f1"] == 1.0 and metrics["temporality_accuracy"] == 1.0

@@ -24,8 +24,9 @@ from medtune.errors import DataFormatError, DatasetNotFoundError
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 MIRROR = FIXTURES / "mirror"
 
-ALL_NAMES = ["ncbi-disease", "bc5cdr", "bc5cdr-chem", "bc5cdr-disease", "bc2gm", "hoc", "nicta-piboso",
-             "chemprot", "gad", "pubmedqa", "ade-classification", "ade", "bc5cdr-cid"]
+ALL_NAMES = ["ncbi-disease", "bc5cdr", "bc5cdr-cid", "bc5cdr-chem", "bc5cdr-disease", "bc2gm", "hoc",
+             "nicta-piboso", "chemprot", "gad", "pubmedqa", "ade", "ade-classification", "negex", "assertion",
+             "ncbi-disease-linking", "bc5cdr-disease-linking", "bc5cdr-chem-linking"]
 
 
 @pytest.fixture(autouse=True)
@@ -66,10 +67,10 @@ def _files_under(path: Path) -> list[Path]:
 def test_registry_lists_every_corpus_with_complete_specs():
     assert [s.name for s in datasets.list_datasets()] == ALL_NAMES
     for spec in datasets.list_datasets():
-        assert spec.task in ("ner", "classification")
+        assert spec.task in ("ner", "classification", "relation", "assertion", "linking")
         assert spec.labels and len(set(spec.labels)) == len(spec.labels)
         assert spec.licence and spec.citation and spec.description and spec.split_note
-        assert spec.splits == ("train", "dev", "test")
+        assert spec.splits == (("test",) if spec.name == "negex" else ("train", "dev", "test"))
         repo, commit = [part.strip() for part in spec.source.split("@")]
         for file in spec.files:
             assert re.fullmatch(r"[0-9a-f]{64}", file.sha256), file
@@ -313,6 +314,19 @@ EXPECTED = [
     ("bc5cdr-cid", "train", 500, 9385),
     ("bc5cdr-cid", "dev", 500, 9591),
     ("bc5cdr-cid", "test", 500, 9809),
+    ("negex", "test", 2376, {"present": 1885, "negated": 491}),
+    ("assertion", "train", 5624, {"present": 3317, "negated": 1411, "uncertain": 896}),
+    ("assertion", "dev", 733, {"present": 401, "negated": 246, "uncertain": 86}),
+    ("assertion", "test", 2376, {"present": 1885, "negated": 491, "uncertain": 0}),
+    ("ncbi-disease-linking", "train", 592, 5134),
+    ("ncbi-disease-linking", "dev", 100, 787),
+    ("ncbi-disease-linking", "test", 100, 960),
+    ("bc5cdr-disease-linking", "train", 500, 4182),
+    ("bc5cdr-disease-linking", "dev", 500, 4244),
+    ("bc5cdr-disease-linking", "test", 500, 4424),
+    ("bc5cdr-chem-linking", "train", 500, 5203),
+    ("bc5cdr-chem-linking", "dev", 500, 5347),
+    ("bc5cdr-chem-linking", "test", 500, 5385),
 ]
 
 
@@ -327,9 +341,15 @@ def test_real_corpus_counts(real_root, name):
         docs = datasets.load(name, split, data_dir=real_root, download=False)
         assert len(docs) == n_docs, (name, split)
         assert len({d.id for d in docs}) == n_docs, "document ids are unique"
-        if spec.task in ("ner", "relation"):
+        if spec.task in ("ner", "relation", "linking"):
             assert sum(len(d.spans) for d in docs) == counts
             assert {s.label for d in docs for s in d.spans} <= set(spec.labels)
+        elif spec.task == "assertion":
+            seen = {label: 0 for label in spec.labels}
+            for d in docs:
+                assert len(d.spans) == 1 and d.spans[0].attributes["assertion"] in seen
+                seen[d.spans[0].attributes["assertion"]] += 1
+            assert seen == counts
         else:
             seen = {label: 0 for label in spec.labels}
             for d in docs:

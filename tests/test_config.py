@@ -7,7 +7,9 @@ import pytest
 from medtune.config import RunConfig, parse_overrides
 from medtune.errors import ConfigError
 
-CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+ALL_YAML = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+LINKERS = [p for p in ALL_YAML if p.stem.startswith("linker-")]
+CONFIGS = [p for p in ALL_YAML if p not in LINKERS]
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -27,11 +29,30 @@ def test_every_shipped_config_is_valid_and_names_a_corpus():
 
 
 def test_every_named_corpus_has_a_config():
+    """Every trainable corpus has a run config; every linking view has a linker that learns from it."""
     from medtune import datasets
+    from medtune.linking.config import LinkerConfig
 
-    shipped = {p.stem for p in CONFIGS}
+    trained = {RunConfig.from_yaml(p).data.name for p in CONFIGS}
+    linked = {name for p in LINKERS for name in LinkerConfig.from_yaml(p).train}
     for spec in datasets.list_datasets():
-        assert spec.name in shipped, f"configs/{spec.name}.yaml is missing"
+        if spec.task == "linking":
+            assert spec.name.removesuffix("-linking") in linked, spec.name
+        elif "train" in spec.splits:
+            assert spec.name in trained, f"no config in configs/ trains on {spec.name}"
+
+
+def test_shipped_pipelines_are_valid_and_point_into_models():
+    from medtune.pipeline import Pipeline
+
+    root = Path(__file__).parent.parent
+    pipelines = sorted((root / "pipelines").glob("*.yaml"))
+    assert {p.stem for p in pipelines} == {"pharmacovigilance", "literature", "clinical-note"}
+    for path in pipelines:
+        pipe = Pipeline.from_yaml(path)
+        for comp in pipe.components:
+            if comp.model_path is not None:
+                assert comp.model_path.parent == (root / "models").resolve(), (path, comp.name)
 
 
 def test_unknown_key_names_the_key_and_valid_keys(tmp_path):

@@ -145,17 +145,7 @@ class RunConfig(_Strict):
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "RunConfig":
         path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"config file {path} not found", fix="give the path of a YAML config "
-                              "(see configs/ for examples)")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}{line}: not valid YAML", fix="check indentation and quoting") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+        raw = read_yaml_mapping(path, "config file", "give the path of a YAML config (see configs/ for examples)")
         for dotted, value in (overrides or {}).items():
             apply_override(raw, dotted, value)
         return cls.from_dict(raw, source=str(path))
@@ -169,6 +159,23 @@ class RunConfig(_Strict):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def read_yaml_mapping(path: str | Path, what: str, fix: str) -> dict[str, Any]:
+    """The top-level mapping of a YAML file; a missing file, bad YAML (with its line) or a top level
+    that is not a mapping raise ConfigError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{what} {path} not found", fix=fix)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: not valid YAML", fix="check indentation and quoting") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+    return raw
 
 
 def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

@@ -25,7 +25,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medtune.document import Document
@@ -158,16 +157,10 @@ class Pipeline:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Pipeline":
+        from medtune.config import read_yaml_mapping
+
         path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"pipeline file {path} not found", fix="give the path of a pipeline YAML "
-                              "(see pipelines/)")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}{line}: not valid YAML", fix="check indentation and quoting") from None
+        raw = read_yaml_mapping(path, "pipeline file", "give the path of a pipeline YAML (see pipelines/)")
         try:
             config = PipelineConfig.model_validate(raw)
         except ValidationError as err:

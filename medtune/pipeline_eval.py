@@ -73,7 +73,7 @@ def _need(pipe: Any, kind: str, label: str | None = None) -> Any:
     comp = pipe.component(kind, label)
     if comp is None:
         what = f"a {kind} component" + (f" for '{label}'" if label else "")
-        raise ConfigError(f"pipeline {pipe.source} has no {what}", fix=f"add one, or evaluate on other data")
+        raise ConfigError(f"pipeline {pipe.source} has no {what}", fix="add one, or evaluate on other data")
     return comp
 
 

@@ -125,6 +125,21 @@ def _file(source: tuple[str, str], local: str, remote: str, sha256: str, size: i
                     splits=splits)
 
 
+_ADE_FILES = (
+    _file(_ADE, "DRUG-AE.rel", "ADE-Corpus-V2/DRUG-AE.rel",
+          "542cdc483ccc94927762eaf2c9a8ecac49a6c10037dda2895be6a6e20160f75a", 1423024),
+    _file(_ADE, "ADE-NEG.txt", "ADE-Corpus-V2/ADE-NEG.txt",
+          "8f506c159042ce354fbf26981dc39971dde8f09b1158d94106eab1e516e53fcf", 2308469),
+)
+_ADE_LICENCE = "none stated; research use; cite Gurulingappa et al. 2012"
+_ADE_CITATION = ("Gurulingappa H, Rajput AM, Roberts A, Fluck J, Hofmann-Apitius M, Toldo L. Development of a "
+                 "benchmark corpus to support the automatic extraction of drug-related adverse effects from "
+                 "medical case reports. J Biomed Inform 2012;45(5):885-892")
+_ADE_SPLIT = ("No official split. Split by PMID: bucket = int(sha256(PMID as ASCII), 16) % 100; buckets 0-79 -> "
+              "train, 80-89 -> dev, 90-99 -> test. Duplicates are removed by (PMID, sentence) before splitting; "
+              "the same sentence under two PMIDs stays twice.")
+
+
 #: HoC: the 10 top-level hallmarks as written in the label files -> the short names we use.
 HOC_HALLMARKS: dict[str, str] = {
     "Sustaining proliferative signaling": "proliferative_signaling",
@@ -423,21 +438,12 @@ _SPECS: tuple[DatasetSpec, ...] = (
                     "(ADE-NEG.txt) are kept as sentences without entities or relations. Same documents "
                     "and split as ade-classification.",
         labels=("Drug", "AE", "ADE"),
-        licence="none stated; research use; cite Gurulingappa et al. 2012",
-        citation="Gurulingappa H, Rajput AM, Roberts A, Fluck J, Hofmann-Apitius M, Toldo L. Development "
-                 "of a benchmark corpus to support the automatic extraction of drug-related adverse "
-                 "effects from medical case reports. J Biomed Inform 2012;45(5):885-892",
+        licence=_ADE_LICENCE,
+        citation=_ADE_CITATION,
         folder="ade_corpus_v2",
         source=_src(_ADE),
-        files=(
-            _file(_ADE, "DRUG-AE.rel", "ADE-Corpus-V2/DRUG-AE.rel",
-                  "542cdc483ccc94927762eaf2c9a8ecac49a6c10037dda2895be6a6e20160f75a", 1423024),
-            _file(_ADE, "ADE-NEG.txt", "ADE-Corpus-V2/ADE-NEG.txt",
-                  "8f506c159042ce354fbf26981dc39971dde8f09b1158d94106eab1e516e53fcf", 2308469),
-        ),
-        split_note="No official split. Split by PMID: bucket = int(sha256(PMID as ASCII), 16) % 100; "
-                   "buckets 0-79 -> train, 80-89 -> dev, 90-99 -> test. Duplicates are removed by "
-                   "(PMID, sentence) before splitting; the same sentence under two PMIDs stays twice.",
+        files=_ADE_FILES,
+        split_note=_ADE_SPLIT,
         loader="ade",
         loader_args=(("relations", True),),
         sentence_count="documents",
@@ -450,21 +456,12 @@ _SPECS: tuple[DatasetSpec, ...] = (
                     "ADE-NEG.txt) describe an adverse drug effect. One document per unique (PMID, "
                     "sentence); a pair in both files counts as positive.",
         labels=("ADE", "noADE"),
-        licence="none stated; research use; cite Gurulingappa et al. 2012",
-        citation="Gurulingappa H, Rajput AM, Roberts A, Fluck J, Hofmann-Apitius M, Toldo L. Development "
-                 "of a benchmark corpus to support the automatic extraction of drug-related adverse "
-                 "effects from medical case reports. J Biomed Inform 2012;45(5):885-892",
+        licence=_ADE_LICENCE,
+        citation=_ADE_CITATION,
         folder="ade_corpus_v2",
         source=_src(_ADE),
-        files=(
-            _file(_ADE, "DRUG-AE.rel", "ADE-Corpus-V2/DRUG-AE.rel",
-                  "542cdc483ccc94927762eaf2c9a8ecac49a6c10037dda2895be6a6e20160f75a", 1423024),
-            _file(_ADE, "ADE-NEG.txt", "ADE-Corpus-V2/ADE-NEG.txt",
-                  "8f506c159042ce354fbf26981dc39971dde8f09b1158d94106eab1e516e53fcf", 2308469),
-        ),
-        split_note="No official split. Split by PMID: bucket = int(sha256(PMID as ASCII), 16) % 100; "
-                   "buckets 0-79 -> train, 80-89 -> dev, 90-99 -> test. Duplicates are removed by "
-                   "(PMID, sentence) before splitting; the same sentence under two PMIDs stays twice.",
+        files=_ADE_FILES,
+        split_note=_ADE_SPLIT,
         loader="ade",
         sentence_count="documents",
     ),

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medtune.errors import ConfigError
@@ -38,14 +37,12 @@ class LinkerConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "LinkerConfig":
+        from medtune.config import read_yaml_mapping
+
         path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"linker config {path} not found", fix="see configs/linker-*.yaml")
+        raw = read_yaml_mapping(path, "linker config", "see configs/linker-*.yaml")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             return cls.model_validate(raw)
-        except yaml.YAMLError:
-            raise ConfigError(f"{path}: not valid YAML", fix="check indentation and quoting") from None
         except ValidationError as err:
             parts = []
             for e in err.errors():

@@ -638,6 +638,7 @@ class Linker:
 
     def _composite(self, text: str, abbreviations: dict[str, Any]) -> LinkResult | None:
         best: LinkResult | None = None
+        best_rank: tuple[int, float] = (-1, float("-inf"))
         for parts in composite_expansions(text):
             results = [self._resolve(p, abbreviations, allow_composite=False) for p in parts]
             if any(not r.ids for r in results):

@@ -21,8 +21,8 @@ from torch import nn
 from medtune.document import Document, Span
 from medtune.errors import ConfigError, DataFormatError
 from medtune.sentences import sentence_index, sentences_of
-from medtune.tasks.base import Task, autocast
-from medtune.tasks.marked import HEAD_SYMBOLS, Mark, MarkedEncoder
+from medtune.tasks.base import Task
+from medtune.tasks.marked import HEAD_SYMBOLS, Mark, MarkedEncoder, class_probabilities
 
 #: assertion value -> the boolean flag it sets (the rule engine's attribute names)
 FLAGS = {"negated": "negated", "absent": "negated", "uncertain": "uncertain", "possible": "uncertain",
@@ -134,17 +134,8 @@ class AssertionTask(Task):
 
     def _probabilities(self, model: nn.Module, features: list[dict[str, Any]], batch_size: int,
                        device: torch.device, bf16: bool) -> np.ndarray:
-        out = np.zeros((len(features), len(self.labels)), dtype=np.float32)
-        if not features:
-            return out
-        model.eval()
-        order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
-        with torch.inference_mode(), autocast(device, bf16):
-            for b in range(0, len(order), batch_size):
-                idx = order[b: b + batch_size]
-                batch = {k: v.to(device) for k, v in self.collate([features[i] for i in idx]).items()}
-                out[idx] = torch.softmax(model(**batch)["logits"].float(), dim=-1).cpu().numpy()
-        return out
+        return class_probabilities(model, features, self.collate, len(self.labels), batch_size=batch_size,
+                                   device=device, bf16=bf16)
 
     def metrics(self, gold: list[Document], pred: list[Document], **options: Any) -> dict[str, Any]:
         return assertion_metrics(gold, pred, self.attribute, self.labels,

@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
-from medtune.tasks.base import pad, special_tokens
+from medtune.tasks.base import autocast, pad, special_tokens
 
 
 @dataclass(frozen=True)
@@ -109,3 +110,19 @@ class MarkedEncoder:
         if "labels" in features[0]:
             batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
         return batch
+
+
+def class_probabilities(model: torch.nn.Module, features: list[dict[str, Any]], collate: Any, n_classes: int, *,
+                        batch_size: int, device: torch.device, bf16: bool) -> np.ndarray:
+    """Softmax over the classes for each feature, batched by length; rows in the order given."""
+    out = np.zeros((len(features), n_classes), dtype=np.float32)
+    if not features:
+        return out
+    model.eval()
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    with torch.inference_mode(), autocast(device, bf16):
+        for b in range(0, len(order), batch_size):
+            idx = order[b: b + batch_size]
+            batch = {k: v.to(device) for k, v in collate([features[i] for i in idx]).items()}
+            out[idx] = torch.softmax(model(**batch)["logits"].float(), dim=-1).cpu().numpy()
+    return out

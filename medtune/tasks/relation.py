@@ -26,8 +26,8 @@ from torch import nn
 from medtune.document import Document, Relation, Span
 from medtune.errors import DataFormatError
 from medtune.sentences import sentence_index, sentences_of
-from medtune.tasks.base import Task, autocast
-from medtune.tasks.marked import HEAD_SYMBOLS, TAIL_SYMBOLS, Mark, MarkedEncoder
+from medtune.tasks.base import Task
+from medtune.tasks.marked import HEAD_SYMBOLS, TAIL_SYMBOLS, Mark, MarkedEncoder, class_probabilities
 
 logger = logging.getLogger(__name__)
 
@@ -211,18 +211,8 @@ class RelationTask(Task):
 
     def _probabilities(self, model: nn.Module, features: list[dict[str, Any]], batch_size: int,
                        device: torch.device, bf16: bool) -> np.ndarray:
-        out = np.zeros((len(features), len(self.classes)), dtype=np.float32)
-        if not features:
-            return out
-        model.eval()
-        order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
-        with torch.inference_mode(), autocast(device, bf16):
-            for b in range(0, len(order), batch_size):
-                idx = order[b: b + batch_size]
-                batch = {k: v.to(device) for k, v in self.collate([features[i] for i in idx]).items()}
-                logits = model(**batch)["logits"].float()
-                out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
-        return out
+        return class_probabilities(model, features, self.collate, len(self.classes), batch_size=batch_size,
+                                   device=device, bf16=bf16)
 
     def _add(self, doc: Document, head: Span, tail: Span, label: str, score: float) -> None:
         doc.relations.append(Relation(label=label, head=str(head.id), tail=str(tail.id), score=round(score, 6),

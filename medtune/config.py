@@ -75,7 +75,7 @@ class ModelConfig(_Strict):
         "relations such as BC5CDR CID; each id pair is read at its closest mention pair)")
     negative_ratio: float | None = Field(
         None, gt=0, description="relation: keep at most this many negative candidates per positive in "
-        "training (sampled with the seed); None = all")
+        "training (a deterministic sample); None = all")
     distant_negatives: bool = Field(
         False, description="relation: also train on unannotated documents whose spans are found by "
         "exact match of the annotated mentions, every pair a negative (for corpora that annotate entities "

@@ -43,7 +43,7 @@ bench-quick: dev
 	$(BIN)/medtune bench --quick
 
 # Every model the shipped pipelines (pipelines/*.yaml) use, trained into models/ (git-ignored).
-# Each is a file target: a model already trained is skipped. About 1.5 hours on 2 cores.
+# Each is a file target: a model already trained is skipped. 1-2 hours on 2 cores.
 MODELS := models/ade-ner models/ade-re models/bc5cdr-ner models/bc5cdr-cid models/assertion \
 	models/linker-disease models/linker-chemical
 models: $(addsuffix /config.json,$(filter-out models/linker-%,$(MODELS))) \

@@ -50,7 +50,7 @@ def _title(span: Span) -> str:
 
 def _entity(doc: Document, span: Span, inner: str) -> str:
     classes = ["ent"] + [f for f in ("negated", "uncertain") if span.attributes.get(f)]
-    tags = "".join(f'<span class="tag">{f[:4]}</span>' for f in _FLAGS[2:] if span.attributes.get(f))
+    tags = "".join(f'<span class="tag">{f}</span>' for f in _FLAGS[2:] if span.attributes.get(f))
     return (f'<span class="{" ".join(classes)}" style="background:{_colour(span.label)}" '
             f'title="{escape(_title(span))}" id="{escape(doc.id)}-{escape(str(span.id))}">{inner}'
             f"<sub>{escape(span.label)}</sub>{tags}</span>")

@@ -99,3 +99,21 @@ def test_resolved_config_round_trips(tmp_path):
     cfg = RunConfig.from_yaml(CONFIGS[0])
     again = RunConfig.from_yaml(write(tmp_path, cfg.to_yaml()))
     assert again == cfg
+
+
+def test_empty_train_fraction_keeps_every_annotated_doc_and_a_stable_share_of_the_rest(tmp_path):
+    from medtune.config import DataConfig
+    from medtune.data import load_split
+    from medtune.document import Document
+    from medtune.io.jsonl import write_jsonl
+
+    docs = [Document(id=f"e{i}", text="nothing here") for i in range(400)]
+    docs += [Document(id=f"a{i}", text="fever", labels=["x"]) for i in range(20)]
+    write_jsonl(docs, tmp_path / "train.jsonl")
+    cfg = DataConfig(train=str(tmp_path / "train.jsonl"), format="jsonl", empty_train_fraction=0.25)
+    first = [d.id for d in load_split(cfg, "train")]
+    assert first == [d.id for d in load_split(cfg, "train")]  # the same documents every run
+    assert sum(i.startswith("a") for i in first) == 20
+    assert 60 <= sum(i.startswith("e") for i in first) <= 140  # about a quarter of 400
+    with pytest.raises(ConfigError):
+        RunConfig.from_dict({"task": "ner", "data": {"name": "ade", "empty_train_fraction": 0}})

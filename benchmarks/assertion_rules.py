@@ -27,17 +27,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import platform
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-if not os.environ.get("MEDTUNE_DATA_DIR") and (ROOT.parent / "shared" / "data").is_dir():
-    os.environ["MEDTUNE_DATA_DIR"] = str(ROOT.parent / "shared" / "data")
+from _env import ROOT  # noqa: E402  (sets up sys.path and the environment)
 
 from medtune.assertion import ContextEngine  # noqa: E402
 from medtune.assertion.data import load_bionlplab, load_negex_test  # noqa: E402

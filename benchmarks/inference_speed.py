@@ -43,16 +43,10 @@ import datetime as dt
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-if not os.environ.get("MEDTUNE_DATA_DIR") and (ROOT.parent / "shared" / "data").is_dir():
-    os.environ["MEDTUNE_DATA_DIR"] = str(ROOT.parent / "shared" / "data")
+from _env import ROOT  # noqa: E402  (sets up sys.path and the environment)
 
 import torch  # noqa: E402
 
@@ -220,7 +214,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "inference_speed.json")
     args = parser.parse_args(argv)
 
-    import numpy as np
     import transformers
     from transformers import AutoTokenizer, pipeline
 

@@ -31,12 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-if not os.environ.get("MEDTUNE_DATA_DIR") and (ROOT.parent / "shared" / "data").is_dir():
-    os.environ["MEDTUNE_DATA_DIR"] = str(ROOT.parent / "shared" / "data")
+from _env import ROOT  # noqa: E402  (sets up sys.path and the environment)
 
 FULL_LENGTHS = [1_000, 3_000, 10_000, 30_000, 100_000]
 QUICK_LENGTHS = [1_000, 3_000, 10_000]

@@ -24,8 +24,8 @@ from medtune.errors import DataFormatError, DatasetNotFoundError
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 MIRROR = FIXTURES / "mirror"
 
-ALL_NAMES = ["ncbi-disease", "bc5cdr", "bc5cdr-cid", "bc5cdr-chem", "bc5cdr-disease", "bc2gm", "hoc",
-             "nicta-piboso", "chemprot", "gad", "pubmedqa", "ade", "ade-classification", "negex", "assertion",
+ALL_NAMES = ["ncbi-disease", "bc5cdr", "bc5cdr-chem", "bc5cdr-disease", "bc2gm", "hoc", "nicta-piboso",
+             "chemprot", "gad", "pubmedqa", "ade-classification", "negex", "assertion", "bc5cdr-cid", "ade",
              "ncbi-disease-linking", "bc5cdr-disease-linking", "bc5cdr-chem-linking"]
 
 

@@ -225,22 +225,6 @@ _SPECS: tuple[DatasetSpec, ...] = (
         loader="bc5cdr",
     ),
     DatasetSpec(
-        name="bc5cdr-cid",
-        task="relation",
-        description="BioCreative V CDR chemical-induced disease relations: the bc5cdr abstracts with their "
-                    "Chemical and Disease mentions (MeSH ids) and document-level CID relations between "
-                    "ids (metadata['id_relations']). A chemical/disease id pair is positive when a CID "
-                    "line names it; mentions are grouped by id.",
-        labels=("Chemical", "Disease", "CID"),
-        licence=_BC5CDR_LICENCE,
-        citation=_BC5CDR_CITATION,
-        folder="bc5cdr",
-        source=_src(_BMIP),
-        files=_BC5CDR_FILES,
-        split_note=_BC5CDR_NOTE,
-        loader="bc5cdr",
-    ),
-    DatasetSpec(
         name="bc5cdr-chem",
         task="ner",
         description="BioCreative V CDR, chemical mentions only (a view of bc5cdr; relations dropped).",
@@ -429,26 +413,6 @@ _SPECS: tuple[DatasetSpec, ...] = (
         pair=True,
     ),
     DatasetSpec(
-        name="ade",
-        task="relation",
-        description="ADE corpus v2 relations: sentences of PubMed case reports with Drug and AE "
-                    "(adverse effect) spans and Drug -> AE 'ADE' relations. DRUG-AE.rel gives "
-                    "document-level offsets; they are mapped into the sentence (the sentence's shift in "
-                    "its document is the one most of its mentions agree on). Negative sentences "
-                    "(ADE-NEG.txt) are kept as sentences without entities or relations. Same documents "
-                    "and split as ade-classification.",
-        labels=("Drug", "AE", "ADE"),
-        licence=_ADE_LICENCE,
-        citation=_ADE_CITATION,
-        folder="ade_corpus_v2",
-        source=_src(_ADE),
-        files=_ADE_FILES,
-        split_note=_ADE_SPLIT,
-        loader="ade",
-        loader_args=(("relations", True),),
-        sentence_count="documents",
-    ),
-    DatasetSpec(
         name="ade-classification",
         task="classification",
         description="ADE corpus v2 sentence classification: sentences of PubMed case reports that do "
@@ -526,16 +490,32 @@ _SPECS = _SPECS + (
 )
 
 
+def _view(base: str, **changes: Any) -> DatasetSpec:
+    """Another reading of the files of corpus ``base`` (same folder, files, source and split)."""
+    return dataclasses.replace(next(s for s in _SPECS if s.name == base), **changes)
+
+
 def _linking_view(base: str, name: str, what: str) -> DatasetSpec:
     """The same documents as ``base``, evaluated as concept linking on their gold mentions."""
-    spec = next(s for s in _SPECS if s.name == base)
-    return dataclasses.replace(
-        spec, name=name, task="linking",
-        description=f"{what} concept linking (normalisation to MeSH ids) on the gold mentions of {base}; "
-                    "'|' separates alternative ids, '+' the parts of a composite mention.")
+    return _view(base, name=name, task="linking",
+                 description=f"{what} concept linking (normalisation to MeSH ids) on the gold mentions of "
+                             f"{base}; '|' separates alternative ids, '+' the parts of a composite mention.")
 
 
 _SPECS = _SPECS + (
+    _view("bc5cdr", name="bc5cdr-cid", task="relation", labels=("Chemical", "Disease", "CID"),
+          description="BioCreative V CDR chemical-induced disease relations: the bc5cdr abstracts with their "
+                      "Chemical and Disease mentions (MeSH ids) and document-level CID relations between ids "
+                      "(metadata['id_relations']). A chemical/disease id pair is positive when a CID line "
+                      "names it; mentions are grouped by id."),
+    _view("ade-classification", name="ade", task="relation", labels=("Drug", "AE", "ADE"),
+          loader_args=(("relations", True),),
+          description="ADE corpus v2 relations: sentences of PubMed case reports with Drug and AE (adverse "
+                      "effect) spans and Drug -> AE 'ADE' relations. DRUG-AE.rel gives document-level "
+                      "offsets; they are mapped into the sentence (the sentence's shift in its document is "
+                      "the one most of its mentions agree on). Negative sentences (ADE-NEG.txt) are kept as "
+                      "sentences without entities or relations. Same documents and split as "
+                      "ade-classification."),
     _linking_view("ncbi-disease", "ncbi-disease-linking", "Disease"),
     _linking_view("bc5cdr-disease", "bc5cdr-disease-linking", "Disease"),
     _linking_view("bc5cdr-chem", "bc5cdr-chem-linking", "Chemical"),

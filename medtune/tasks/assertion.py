@@ -11,18 +11,15 @@ values the model knows, so the two back ends are interchangeable in a pipeline.
 from __future__ import annotations
 
 from collections import Counter
-from itertools import islice
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
-import torch
 from torch import nn
 
 from medtune.document import Document, Span
 from medtune.errors import ConfigError, DataFormatError
 from medtune.sentences import sentence_index, sentences_of
-from medtune.tasks.base import Task
-from medtune.tasks.marked import HEAD_SYMBOLS, Mark, MarkedEncoder, class_probabilities
+from medtune.tasks.marked import HEAD_SYMBOLS, Mark, MarkedEncoder, MarkedSpanTask
 
 #: assertion value -> the boolean flag it sets (the rule engine's attribute names)
 FLAGS = {"negated": "negated", "absent": "negated", "uncertain": "uncertain", "possible": "uncertain",
@@ -30,7 +27,7 @@ FLAGS = {"negated": "negated", "absent": "negated", "uncertain": "uncertain", "p
          "conditional": "conditional"}
 
 
-class AssertionTask(Task):
+class AssertionTask(MarkedSpanTask):
     name = "assertion"
 
     def __init__(self, meta: dict[str, Any], tokenizer: Any) -> None:
@@ -38,8 +35,8 @@ class AssertionTask(Task):
         self.label_to_id = {lab: i for i, lab in enumerate(self.labels)}
         self.attribute: str = meta["attribute"]
         self.entity_labels: set[str] | None = set(meta["entity_labels"]) if meta.get("entity_labels") else None
+        self.classes = self.labels
         self.encoder = MarkedEncoder(tokenizer, meta["max_length"], meta.get("context_chars", 600))
-        self.skipped = 0
 
     @classmethod
     def meta_from_config(cls, config: Any, train_docs: list[Document]) -> dict[str, Any]:
@@ -96,32 +93,13 @@ class AssertionTask(Task):
                     features.append(feature)
         return features
 
-    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        return self.encoder.collate(features)
+    def instances(self, doc: Document) -> Iterator[tuple[Any, dict[str, Any] | None]]:
+        sentences = sentences_of(doc)
+        for span in self.targets(doc):
+            yield span, self._encode(doc, span, sentences)
 
-    def predict(self, model: nn.Module, docs: Iterable[Document], *, batch_size: int = 32,
-                device: torch.device | None = None, bf16: bool = False) -> Iterator[Document]:
-        device = device or next(model.parameters()).device
-        iterator = iter(docs)
-        self.skipped = 0
-        while True:
-            chunk = list(islice(iterator, 64))
-            if not chunk:
-                return
-            preds = [doc.copy() for doc in chunk]
-            items: list[tuple[Span, dict[str, Any]]] = []
-            for pred in preds:
-                sentences = sentences_of(pred)
-                for span in self.targets(pred):
-                    feature = self._encode(pred, span, sentences)
-                    if feature is None:
-                        self.skipped += 1
-                        continue
-                    items.append((span, feature))
-            probs = self._probabilities(model, [f for _, f in items], batch_size, device, bf16)
-            for (span, _), p in zip(items, probs):
-                self.apply(span, self.labels[int(np.argmax(p))], float(np.max(p)))
-            yield from preds
+    def decide(self, doc: Document, payload: Any, probs: np.ndarray) -> None:
+        self.apply(payload, self.labels[int(np.argmax(probs))], float(np.max(probs)))
 
     def apply(self, span: Span, value: str, score: float) -> None:
         span.attributes[self.attribute] = value
@@ -131,11 +109,6 @@ class AssertionTask(Task):
                 span.attributes[FLAGS[lab.lower()]] = False
         if value.lower() in FLAGS:
             span.attributes[FLAGS[value.lower()]] = True
-
-    def _probabilities(self, model: nn.Module, features: list[dict[str, Any]], batch_size: int,
-                       device: torch.device, bf16: bool) -> np.ndarray:
-        return class_probabilities(model, features, self.collate, len(self.labels), batch_size=batch_size,
-                                   device=device, bf16=bf16)
 
     def metrics(self, gold: list[Document], pred: list[Document], **options: Any) -> dict[str, Any]:
         return assertion_metrics(gold, pred, self.attribute, self.labels,

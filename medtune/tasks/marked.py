@@ -12,12 +12,14 @@ whose marked spans alone do not fit is reported as not encodable (``None``), nev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from itertools import islice
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
 
-from medtune.tasks.base import autocast, pad, special_tokens
+from medtune.document import Document
+from medtune.tasks.base import Task, autocast, pad, special_tokens
 
 
 @dataclass(frozen=True)
@@ -126,3 +128,54 @@ def class_probabilities(model: torch.nn.Module, features: list[dict[str, Any]], 
             batch = {k: v.to(device) for k, v in collate([features[i] for i in idx]).items()}
             out[idx] = torch.softmax(model(**batch)["logits"].float(), dim=-1).cpu().numpy()
     return out
+
+
+class MarkedSpanTask(Task):
+    """What relation extraction and trainable assertion share: marked-span features, collation,
+    batched class probabilities, and prediction over documents in buffers of 64.
+
+    Subclasses set ``self.encoder`` (a :class:`MarkedEncoder`) and ``self.classes`` (the model's output
+    classes) and implement :meth:`instances` (what to classify in a document) and :meth:`decide` (write
+    one decision back into the document).
+    """
+
+    encoder: MarkedEncoder
+    classes: list[str]
+    skipped: int = 0  # instances of the last predict() whose marked spans did not fit in max_length
+
+    def instances(self, doc: Document) -> Iterator[tuple[Any, dict[str, Any] | None]]:
+        """``(payload, feature)`` for each thing to classify in ``doc`` (feature None: does not fit)."""
+        raise NotImplementedError
+
+    def decide(self, doc: Document, payload: Any, probs: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        return self.encoder.collate(features)
+
+    def _probabilities(self, model: torch.nn.Module, features: list[dict[str, Any]], batch_size: int,
+                       device: torch.device, bf16: bool) -> np.ndarray:
+        return class_probabilities(model, features, self.collate, len(self.classes), batch_size=batch_size,
+                                   device=device, bf16=bf16)
+
+    def predict(self, model: torch.nn.Module, docs: Iterable[Document], *, batch_size: int = 32,
+                device: torch.device | None = None, bf16: bool = False) -> Iterator[Document]:
+        device = device or next(model.parameters()).device
+        iterator = iter(docs)
+        self.skipped = 0
+        while True:
+            chunk = list(islice(iterator, 64))
+            if not chunk:
+                return
+            preds = [doc.copy() for doc in chunk]
+            items: list[tuple[Document, Any, dict[str, Any]]] = []
+            for pred in preds:
+                for payload, feature in self.instances(pred):
+                    if feature is None:
+                        self.skipped += 1
+                    else:
+                        items.append((pred, payload, feature))
+            probs = self._probabilities(model, [f for *_, f in items], batch_size, device, bf16)
+            for (pred, payload, _), p in zip(items, probs):
+                self.decide(pred, payload, p)
+            yield from preds

@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import logging
 import random
-from itertools import islice
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
-import torch
 from torch import nn
 
 from medtune.document import Document, Relation, Span
 from medtune.errors import DataFormatError
 from medtune.sentences import sentence_index, sentences_of
-from medtune.tasks.base import Task
-from medtune.tasks.marked import HEAD_SYMBOLS, TAIL_SYMBOLS, Mark, MarkedEncoder, class_probabilities
+from medtune.tasks.marked import HEAD_SYMBOLS, TAIL_SYMBOLS, Mark, MarkedEncoder, MarkedSpanTask
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +37,7 @@ def id_key(span: Span) -> tuple[str, ...] | None:
     return ids or None
 
 
-class RelationTask(Task):
+class RelationTask(MarkedSpanTask):
     name = "relation"
 
     def __init__(self, meta: dict[str, Any], tokenizer: Any) -> None:
@@ -53,7 +50,6 @@ class RelationTask(Task):
         self.max_pair_chars: int = meta["max_pair_chars"]
         self.group_by: str = meta["group_by"]
         self.encoder = MarkedEncoder(tokenizer, meta["max_length"], meta.get("context_chars", 600))
-        self.skipped = 0  # candidates whose marked pair did not fit in max_length (last call)
 
     # ---------------------------------------------------------------- set-up
     @classmethod
@@ -176,43 +172,18 @@ class RelationTask(Task):
                     len(positives), len(negatives), skipped)
         return positives + negatives
 
-    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        return self.encoder.collate(features)
-
     # ------------------------------------------------------------ inference
-    def predict(self, model: nn.Module, docs: Iterable[Document], *, batch_size: int = 32,
-                device: torch.device | None = None, bf16: bool = False) -> Iterator[Document]:
-        device = device or next(model.parameters()).device
-        iterator = iter(docs)
-        self.skipped = 0
-        while True:
-            chunk = list(islice(iterator, 64))
-            if not chunk:
-                return
-            preds = [doc.copy() for doc in chunk]
-            items: list[tuple[int, Span, Span, dict[str, Any]]] = []
-            for d, pred in enumerate(preds):
-                pred.relations = []
-                if self.group_by == "id":
-                    pred.metadata["id_relations"] = []
-                for head, tail in self.candidates(pred):
-                    feature = self._encode(pred, head, tail)
-                    if feature is None:
-                        self.skipped += 1
-                        continue
-                    items.append((d, head, tail, feature))
-            probs = self._probabilities(model, [f for *_, f in items], batch_size, device, bf16)
-            for (d, head, tail, _), p in zip(items, probs):
-                k = int(np.argmax(p))
-                if k == 0:
-                    continue
-                self._add(preds[d], head, tail, self.classes[k], float(p[k]))
-            yield from preds
+    def instances(self, doc: Document) -> Iterator[tuple[Any, dict[str, Any] | None]]:
+        doc.relations = []
+        if self.group_by == "id":
+            doc.metadata["id_relations"] = []
+        for head, tail in self.candidates(doc):
+            yield (head, tail), self._encode(doc, head, tail)
 
-    def _probabilities(self, model: nn.Module, features: list[dict[str, Any]], batch_size: int,
-                       device: torch.device, bf16: bool) -> np.ndarray:
-        return class_probabilities(model, features, self.collate, len(self.classes), batch_size=batch_size,
-                                   device=device, bf16=bf16)
+    def decide(self, doc: Document, payload: Any, probs: np.ndarray) -> None:
+        k = int(np.argmax(probs))
+        if k != 0:
+            self._add(doc, *payload, self.classes[k], float(probs[k]))
 
     def _add(self, doc: Document, head: Span, tail: Span, label: str, score: float) -> None:
         doc.relations.append(Relation(label=label, head=str(head.id), tail=str(tail.id), score=round(score, 6),

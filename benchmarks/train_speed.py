@@ -3,12 +3,13 @@
 Both train the same model (the default MiniLM) on the same data (NCBI-disease IOB sentences from
 mtl_ner), for the same epochs, batch size and learning rate. The baseline is the run_ner recipe:
 fp32, first sub-token labelled, DataCollatorForTokenClassification (padding to the longest in a random
-batch), no length grouping. medtune uses its defaults: length-grouped batches with dynamic padding and
-bf16 autocast where the CPU has native bf16. Printed: samples/s of each and their ratio, peak resident
+batch), no length grouping. medtune uses its defaults: length-grouped batches with dynamic padding,
+bf16 autocast where the CPU has native bf16, and glibc malloc thresholds that keep large freed blocks
+for reuse (``medtune.runtime``). ``--ablation`` also runs medtune with each lever off. Printed: samples/s of each and their ratio, peak resident
 memory during each phase, and the test strict F1 of each (seqeval strict IOB2 for the baseline, strict
 character-span F1 for medtune, which are equal on IOB data; see tests/test_metrics.py).
 
-    python benchmarks/train_speed.py [--epochs 3] [--batch-size 32] [--lr 1e-4] [--quick]
+    python benchmarks/train_speed.py [--epochs 3] [--batch-size 32] [--lr 1e-4] [--quick] [--ablation]
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def baseline(base: str, train_docs, test_docs, args) -> dict:
             "peak_rss_mib": round(mem.peak), "test_f1": f1_score(y_true, y_pred, mode="strict", scheme=IOB2)}
 
 
-def medtune_run(base: str, data_dir: Path, args, bf16: str, group: bool) -> dict:
+def medtune_run(base: str, data_dir: Path, args, bf16: str, group: bool, malloc: bool = True) -> dict:
     from medtune.config import RunConfig
     from medtune.training import train
 
@@ -130,13 +131,13 @@ def medtune_run(base: str, data_dir: Path, args, bf16: str, group: bool) -> dict
         "training": {"epochs": args.epochs, "learning_rate": args.lr, "batch_size": args.batch_size,
                      "warmup_ratio": 0.0, "weight_decay": 0.0, "bf16": bf16, "group_by_length": group,
                      "early_stopping_patience": None, "eval_every_epoch": False, "progress_bar": False,
-                     "seed": args.seed, "logging_steps": 10_000},
+                     "seed": args.seed, "logging_steps": 10_000, "malloc_tuning": malloc},
     })
     with tempfile.TemporaryDirectory() as tmp, PeakRSS() as mem:
         result = train(cfg, Path(tmp) / "model")
     return {"samples_per_second": result.train_samples_per_second, "runtime_s": round(result.train_runtime, 1),
             "peak_rss_mib": round(mem.peak), "test_f1": result.metrics["test"]["f1"], "bf16": bf16,
-            "group_by_length": group}
+            "group_by_length": group, "malloc_tuning": malloc}
 
 
 def main() -> None:
@@ -162,6 +163,9 @@ def main() -> None:
           f"{args.epochs} epochs, batch {args.batch_size}, lr {args.lr}", flush=True)
     runs = {"hf_trainer_baseline": baseline(base, train_docs, test_docs, args)}
     print("baseline:", runs["hf_trainer_baseline"], flush=True)
+    if args.ablation:  # before any tuned run: the allocator setting lasts for the rest of the process
+        runs["medtune_default_allocator"] = medtune_run(base, data_dir, args, "auto", True, malloc=False)
+        print("medtune_default_allocator:", runs["medtune_default_allocator"], flush=True)
     runs["medtune"] = medtune_run(base, data_dir, args, "auto", True)
     print("medtune:", runs["medtune"], flush=True)
     if args.ablation:

@@ -115,6 +115,7 @@ class TrainingConfig(_Strict):
     eval_every_epoch: bool = True
     logging_steps: int = Field(50, ge=1)
     num_threads: int | None = Field(None, ge=1, description="torch threads (None = all cores)")
+    malloc_tuning: bool = Field(True, description="keep large freed blocks in the heap (glibc; see medtune.runtime)")
     save_total_limit: int = Field(1, ge=1)
     progress_bar: bool = True
 

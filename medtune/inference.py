@@ -10,6 +10,7 @@ import torch
 
 from medtune.document import Document
 from medtune.errors import ConfigError
+from medtune.runtime import tune_allocator
 from medtune.tasks.base import resolve_bf16
 
 TORCH_MODES = ("auto", "fp32", "bf16")
@@ -84,6 +85,7 @@ def load(path: str | Path, *, device: str | None = None, mode: str = "auto", bat
     from medtune.model_io import load_model
 
     check_mode(mode)
+    tune_allocator()
     if num_threads:
         torch.set_num_threads(num_threads)
     if mode in ONNX_MODES:

@@ -9,6 +9,8 @@ its config and never executes code from the model folder (``trust_remote_code`` 
 from __future__ import annotations
 
 import contextlib
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,11 +36,50 @@ def quiet_loading():
 
 
 def build_encoder(base_model: str | None, config: PretrainedConfig | None = None) -> nn.Module:
-    """The pretrained encoder from ``base_model`` or a randomly initialised one from ``config``."""
+    """The pretrained encoder from ``base_model`` or a randomly initialised one from ``config``.
+
+    ``base_model`` may also be a model directory written by ``medtune train``: its fine-tuned encoder
+    is the starting point (intermediate-task transfer, e.g. BC5CDR-disease before NCBI-disease) and its
+    task head is left behind.
+    """
     with quiet_loading():
         if config is not None and base_model is None:
             return AutoModel.from_config(config, trust_remote_code=False)
+        if base_model is not None and is_medtune_model_dir(base_model):
+            return _encoder_of_medtune_model(Path(base_model))
         return AutoModel.from_pretrained(base_model, trust_remote_code=False)
+
+
+def is_medtune_model_dir(path: str | Path) -> bool:
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        return "medtune" in json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+
+
+def _encoder_of_medtune_model(model_dir: Path) -> nn.Module:
+    """The encoder of a medtune model: its weights are stored under ``encoder.`` beside the head's."""
+    from safetensors.torch import load_file
+
+    from medtune.errors import ModelError
+
+    weights = model_dir / "model.safetensors"
+    if not weights.exists():
+        raise ModelError(f"base_model {model_dir} has no model.safetensors",
+                         fix="the model directory is incomplete: train it again, or use another base_model")
+    encoder = AutoModel.from_config(AutoConfig.from_pretrained(model_dir, trust_remote_code=False),
+                                    trust_remote_code=False)
+    state = {k[len("encoder."):]: v for k, v in load_file(str(weights)).items() if k.startswith("encoder.")}
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("pooler.")]  # medtune heads never use the pooler
+    if missing or unexpected or not state:
+        raise ModelError(f"base_model {model_dir}: its encoder weights do not fit its config "
+                         f"({len(missing)} missing, {len(unexpected)} unexpected)",
+                         fix="use a model directory written by this version of medtune train")
+    return encoder
 
 
 class _EncoderModel(nn.Module):

@@ -26,6 +26,7 @@ from medtune.config import RunConfig
 from medtune.data import load_split, split_source
 from medtune.errors import ConfigError
 from medtune.model_io import resolve_base_model, save_model
+from medtune.runtime import allocator_tuned, tune_allocator
 from medtune.tasks import Task, task_class
 from medtune.tasks.base import cpu_name, default_threads, resolve_bf16
 
@@ -65,8 +66,8 @@ class MedtuneTrainer(Trainer):
         if not self.dev_docs:
             return {}
         start = time.perf_counter()
-        preds = list(self.task.predict(self.model, self.dev_docs, batch_size=self.args.per_device_eval_batch_size,
-                                       device=self.args.device, bf16=self.eval_bf16))
+        preds = self.task.dev_predictions(self.model, self.dev_docs, batch_size=self.args.per_device_eval_batch_size,
+                                          device=self.args.device, bf16=self.eval_bf16)
         self.model.train()
         result = self.task.metrics(self.dev_docs, preds, **self.eval_options)
         metrics = {f"{metric_key_prefix}_f1": float(result["f1"]),
@@ -126,6 +127,8 @@ def train(config: RunConfig, output_dir: str | Path | None = None, *, resume: bo
 
     tc = config.training
     torch.set_num_threads(tc.num_threads or default_threads())
+    if tc.malloc_tuning:
+        tune_allocator()
     _seed_everything(tc.seed)
 
     train_docs = load_split(config.data, "train")
@@ -207,7 +210,8 @@ def train(config: RunConfig, output_dir: str | Path | None = None, *, resume: bo
                                          "samples_per_second": output.metrics.get("train_samples_per_second"),
                                          "windows": len(features), "documents": len(train_docs),
                                          "epochs": trainer.state.epoch, "bf16": bf16, "cpu": cpu_name(),
-                                         "threads": torch.get_num_threads()}}
+                                         "threads": torch.get_num_threads(),
+                                         "malloc_tuned": allocator_tuned()}}
     for split, docs in (("dev", dev_docs), ("test", load_split(config.data, "test"))):
         if docs:
             task.check_documents(docs, source=split_source(config.data, split), training=False)

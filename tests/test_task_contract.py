@@ -50,6 +50,20 @@ class TaskContract:
         result = train(cfg, tmp / "model")
         return result, cfg
 
+    def test_model_directory_as_base_model_starts_from_its_encoder(self, trained):
+        """base_model: a medtune model directory -> its fine-tuned encoder, head left behind."""
+        import torch
+        from safetensors.torch import load_file
+
+        from medtune.modeling import build_encoder
+
+        result, _ = trained
+        encoder = build_encoder(str(result.output_dir))
+        saved = load_file(str(result.output_dir / "model.safetensors"))
+        state = encoder.state_dict()
+        assert state and all(torch.equal(v, saved["encoder." + k]) for k, v in state.items() if "encoder." + k in saved)
+        assert sum(1 for k in state if "encoder." + k in saved) >= len(state) - 2  # all but an unused pooler
+
     def test_model_directory_is_complete(self, trained):
         result, _ = trained
         out = result.output_dir
@@ -142,6 +156,21 @@ class TestClassificationMultiLabelPair(TaskContract):
         result, _ = trained
         meta = json.loads((result.output_dir / "config.json").read_text())["medtune"]
         assert set(meta["thresholds"]) == {"fever", "gene"}
+
+    def test_epoch_choice_uses_tuned_thresholds(self, trained, monkeypatch):
+        """The dev F1 that picks the epoch is the one at dev-tuned thresholds, as the model ships; at a
+        fixed 0.5 these probabilities would predict nothing."""
+        import numpy as np
+        import torch
+
+        result, _ = trained
+        nlp = medtune.load(result.output_dir, mode="fp32")
+        task, docs = nlp.task, self.make_docs("dev")
+        probs = np.array([[0.3 if lab in d.labels else 0.1 for lab in task.labels] for d in docs], dtype=np.float32)
+        monkeypatch.setattr(task, "probabilities", lambda *a, **k: probs)
+        preds = task.dev_predictions(nlp.model, docs, batch_size=4, device=torch.device("cpu"), bf16=False)
+        assert [sorted(p.labels) for p in preds] == [sorted(d.labels) for d in docs]
+        assert task.thresholds == {"fever": 0.3, "gene": 0.3}
 
 
 class TestClassificationCnn(TaskContract):

@@ -137,6 +137,12 @@ class Task(ABC):
                        device: torch.device, bf16: bool) -> None:
         """Hook to fit post-hoc parameters on the dev split (e.g. thresholds)."""
 
+    def dev_predictions(self, model: nn.Module, dev_docs: list[Document], *, batch_size: int,
+                        device: torch.device, bf16: bool) -> list[Document]:
+        """Dev-split predictions that choose the best epoch: made as the finished model will make them
+        (a task with post-hoc parameters fits them first, as ``after_training`` will)."""
+        return list(self.predict(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16))
+
 
 def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -186,18 +186,34 @@ class ClassificationTask(Task):
             for doc, p in zip(chunk, probs):
                 yield self.decide(doc, p)
 
-    def after_training(self, model: nn.Module, dev_docs: list[Document], *, batch_size: int,
-                       device: torch.device, bf16: bool) -> None:
-        if not (self.multi_label and self.meta.get("tune_thresholds", True) and dev_docs):
-            return
-        probs = self.probabilities(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
+    def _tunes_thresholds(self, dev_docs: list[Document]) -> bool:
+        return bool(self.multi_label and self.meta.get("tune_thresholds", True) and dev_docs)
+
+    def _fit_thresholds(self, probs: np.ndarray, dev_docs: list[Document]) -> None:
         gold = np.zeros_like(probs, dtype=bool)
         for i, doc in enumerate(dev_docs):
             for lab in doc.labels:
                 gold[i, self.label_to_id[lab]] = True
         self.thresholds = tune_thresholds(probs, gold, self.labels)
         self.meta["thresholds"] = self.thresholds
+
+    def after_training(self, model: nn.Module, dev_docs: list[Document], *, batch_size: int,
+                       device: torch.device, bf16: bool) -> None:
+        if not self._tunes_thresholds(dev_docs):
+            return
+        probs = self.probabilities(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
+        self._fit_thresholds(probs, dev_docs)
         logger.info("tuned per-label thresholds on %d dev documents", len(dev_docs))
+
+    def dev_predictions(self, model: nn.Module, dev_docs: list[Document], *, batch_size: int,
+                        device: torch.device, bf16: bool) -> list[Document]:
+        """Multi-label: the epoch is chosen by dev F1 at thresholds tuned on dev, as the model ships.
+        At a fixed 0.5 a young sigmoid head predicts nothing for epochs (F1 0), which stops training early."""
+        if not self._tunes_thresholds(dev_docs):
+            return super().dev_predictions(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
+        probs = self.probabilities(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
+        self._fit_thresholds(probs, dev_docs)
+        return [self.decide(doc, p) for doc, p in zip(dev_docs, probs)]
 
     def metrics(self, gold: list[Document], pred: list[Document], **options: Any) -> dict[str, Any]:
         from medtune.metrics import classification_metrics

@@ -10,6 +10,7 @@ memory during each phase, and the test strict F1 of each (seqeval strict IOB2 fo
 character-span F1 for medtune, which are equal on IOB data; see tests/test_metrics.py).
 
     python benchmarks/train_speed.py [--epochs 3] [--batch-size 32] [--lr 1e-4] [--quick] [--ablation]
+                                     [--seeds 42,43,44]
 """
 
 from __future__ import annotations
@@ -147,6 +148,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seeds", default=None,
+                        help="comma-separated seeds: run baseline and medtune once per seed and report the mean "
+                             "and sample std of each and of their F1 difference (overrides --seed)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N sentences of each split")
     parser.add_argument("--quick", action="store_true", help="500 sentences, 1 epoch: a smoke run")
     parser.add_argument("--ablation", action="store_true", help="also run medtune with each lever alone")
@@ -161,6 +165,35 @@ def main() -> None:
     test_docs = corpus(data_dir, "test", args.limit)
     print(f"CPU: {cpu_name()}, {torch.get_num_threads()} threads; {len(train_docs)} train sentences, "
           f"{args.epochs} epochs, batch {args.batch_size}, lr {args.lr}", flush=True)
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    per_seed = {}
+    for seed in seeds:
+        args.seed = seed
+        per_seed[str(seed)] = one_seed(base, data_dir, train_docs, test_docs, args)
+    runs = per_seed[str(seeds[0])]
+    f1_gap = (runs["medtune"]["test_f1"] - runs["hf_trainer_baseline"]["test_f1"]) * 100
+    summary = None
+    if len(seeds) > 1:
+        summary = summarise(per_seed)
+        print(f"\nover seeds {args.seeds}:\n| run | samples/s (mean) | test F1 mean ± std |\n|---|---|---|")
+        for name, row in summary["runs"].items():
+            print(f"| {name} | {row['samples_per_second']:.1f} | {row['test_f1_mean']:.4f} ± {row['test_f1_std']:.4f} |")
+        f1_gap = summary["f1_gap_points_mean"]
+        print(f"F1 difference per seed (points): {summary['f1_gap_points']}; mean {f1_gap:+.2f} "
+              f"± {summary['f1_gap_points_std']:.2f}")
+    print(f"\nmedtune / baseline: {runs['medtune']['ratio_vs_baseline']:.2f}x samples/s; "
+          f"test F1 difference {f1_gap:+.2f} points{' (mean over seeds)' if summary else ''} "
+          f"(target: >= 1.5x and >= -0.3 points)")
+    RESULTS.mkdir(exist_ok=True)
+    name = "train_speed_quick.json" if args.quick else ("train_speed_seeds.json" if summary else "train_speed.json")
+    with atomic_write(RESULTS / name) as handle:
+        json.dump({"date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "threads": torch.get_num_threads(),
+                   "args": vars(args), "runs": runs, "per_seed": per_seed, "summary": summary}, handle, indent=2)
+
+
+def one_seed(base: str, data_dir: Path, train_docs, test_docs, args) -> dict:
+    """Baseline and medtune (and the ablation rows) with ``args.seed``; prints their table."""
+    print(f"seed {args.seed}", flush=True)
     runs = {"hf_trainer_baseline": baseline(base, train_docs, test_docs, args)}
     print("baseline:", runs["hf_trainer_baseline"], flush=True)
     if args.ablation:  # before any tuned run: the allocator setting lasts for the rest of the process
@@ -174,17 +207,26 @@ def main() -> None:
     base_sps = runs["hf_trainer_baseline"]["samples_per_second"]
     print("\n| run | samples/s | ratio | peak RSS MiB | test F1 |\n|---|---|---|---|---|")
     for name, r in runs.items():
+        r["test_f1"] = float(r["test_f1"])
         r["ratio_vs_baseline"] = round(r["samples_per_second"] / base_sps, 2)
         print(f"| {name} | {r['samples_per_second']:.1f} | {r['ratio_vs_baseline']:.2f} | {r['peak_rss_mib']} | "
-              f"{r['test_f1']:.4f} |")
-    f1_gap = (runs["medtune"]["test_f1"] - runs["hf_trainer_baseline"]["test_f1"]) * 100
-    print(f"\nmedtune / baseline: {runs['medtune']['ratio_vs_baseline']:.2f}x samples/s; "
-          f"test F1 difference {f1_gap:+.2f} points (target: >= 1.5x and >= -0.3 points)")
-    RESULTS.mkdir(exist_ok=True)
-    with atomic_write(RESULTS / ("train_speed_quick.json" if args.quick else "train_speed.json")) as handle:
-        json.dump({"date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "threads": torch.get_num_threads(),
-                   "args": vars(args), "runs": runs}, handle, indent=2)
+              f"{r['test_f1']:.4f} |", flush=True)
+    return runs
 
+
+def summarise(per_seed: dict) -> dict:
+    """Mean and sample std per run over seeds, and of medtune's F1 difference to the baseline (points)."""
+    from statistics import mean, stdev
+
+    names = list(next(iter(per_seed.values())))
+    rows = {}
+    for name in names:
+        f1s = [runs[name]["test_f1"] for runs in per_seed.values()]
+        rows[name] = {"samples_per_second": mean(runs[name]["samples_per_second"] for runs in per_seed.values()),
+                      "test_f1_mean": mean(f1s), "test_f1_std": stdev(f1s), "test_f1": f1s}
+    gaps = [round((runs["medtune"]["test_f1"] - runs["hf_trainer_baseline"]["test_f1"]) * 100, 2)
+            for runs in per_seed.values()]
+    return {"runs": rows, "f1_gap_points": gaps, "f1_gap_points_mean": mean(gaps), "f1_gap_points_std": stdev(gaps)}
 
 if __name__ == "__main__":
     main()

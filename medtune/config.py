@@ -34,9 +34,9 @@ class DataConfig(_Strict):
     max_train_docs: int | None = Field(None, ge=1, description="debug knob: use only the first N training documents")
     max_eval_docs: int | None = Field(None, ge=1, description="debug knob: use only the first N dev/test documents")
     empty_train_fraction: float = Field(
-        1.0, gt=0.0, le=1.0, description="share of training documents without spans, relations or labels "
-        "to keep (chosen by a hash of the document id, so the same ones every run); e.g. ADE's negative "
-        "sentences")
+        1.0, ge=0.0, le=1.0, description="share of training documents without spans, relations or labels "
+        "to keep (chosen by a hash of the document id, so the same ones every run; 0 keeps none); e.g. "
+        "ADE's negative sentences")
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataConfig":
@@ -80,6 +80,11 @@ class ModelConfig(_Strict):
         False, description="relation: also train on unannotated documents whose spans are found by "
         "exact match of the annotated mentions, every pair a negative (for corpora that annotate entities "
         "only where a relation holds, e.g. ADE)")
+    negatives_from_model: str | None = Field(
+        None, description="relation: a NER model directory; the unannotated training documents get the spans "
+        "it predicts, every pair a negative, so the relation model learns to reject what the pipeline's NER "
+        "proposes in text without relations (instead of distant_negatives; ideally a NER model that never "
+        "trained on those documents)")
     context_chars: int = Field(600, ge=0, description="relation/assertion: characters of context kept "
                                "around the marked spans before token budgeting")
     # assertion
@@ -93,6 +98,9 @@ class ModelConfig(_Strict):
         if self.stride >= self.max_length - 2:
             raise ValueError(f"model.stride ({self.stride}) must be smaller than model.max_length - 2 "
                              f"({self.max_length - 2})")
+        if self.distant_negatives and self.negatives_from_model:
+            raise ValueError("model.distant_negatives and model.negatives_from_model both propose spans for the "
+                             "unannotated training documents; choose one")
         return self
 
 

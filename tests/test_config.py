@@ -115,5 +115,7 @@ def test_empty_train_fraction_keeps_every_annotated_doc_and_a_stable_share_of_th
     assert first == [d.id for d in load_split(cfg, "train")]  # the same documents every run
     assert sum(i.startswith("a") for i in first) == 20
     assert 60 <= sum(i.startswith("e") for i in first) <= 140  # about a quarter of 400
+    none = DataConfig(train=str(tmp_path / "train.jsonl"), format="jsonl", empty_train_fraction=0.0)
+    assert sorted(d.id for d in load_split(none, "train")) == sorted(f"a{i}" for i in range(20))
     with pytest.raises(ConfigError):
-        RunConfig.from_dict({"task": "ner", "data": {"name": "ade", "empty_train_fraction": 0}})
+        RunConfig.from_dict({"task": "ner", "data": {"name": "ade", "empty_train_fraction": -0.1}})

@@ -64,7 +64,11 @@ def test_pipeline_equals_its_models_applied_in_turn(models, pipeline_file):
     related = list(medtune.load(rel, mode="fp32").pipe(tagged))
     # the pipeline runs in "auto" mode; on a CPU without bf16 both are fp32. Compare decisions only.
     assert [[s.key() for s in d.spans] for d in out] == [[s.key() for s in d.spans] for d in tagged]
-    key = lambda d: sorted((d.span_by_id()[r.head].key(), d.span_by_id()[r.tail].key(), r.label) for r in d.relations)
+
+    def key(d):
+        ids = d.span_by_id()
+        return sorted((ids[r.head].key(), ids[r.tail].key(), r.label) for r in d.relations)
+
     assert [key(d) for d in out] == [key(d) for d in related]
     assert all(not d.spans for d in bare), "inputs are not modified"
     assert all(d.metadata["sentences"] for d in out)

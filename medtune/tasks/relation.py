@@ -68,7 +68,7 @@ class RelationTask(MarkedSpanTask):
             "task": cls.name, "labels": list(labels), "schema": schema, "pair_scope": m.pair_scope,
             "max_pair_chars": m.max_pair_chars, "group_by": m.group_by, "max_length": m.max_length,
             "context_chars": m.context_chars, "negative_ratio": m.negative_ratio, "dropout": m.dropout,
-            "distant_negatives": m.distant_negatives,
+            "distant_negatives": m.distant_negatives, "negatives_from_model": m.negatives_from_model,
         }
 
     def build_model(self, encoder: nn.Module) -> nn.Module:
@@ -155,6 +155,8 @@ class RelationTask(MarkedSpanTask):
         skipped = 0
         if self.meta.get("distant_negatives"):
             docs = list(docs) + distant_negative_docs(docs)
+        if self.meta.get("negatives_from_model"):
+            docs = list(docs) + model_negative_docs(docs, self.meta["negatives_from_model"])
         for doc in docs:
             doc = doc.copy()
             for head, tail in self.candidates(doc):
@@ -244,6 +246,41 @@ def distant_negative_docs(docs: list[Document], max_words: int = 6) -> list[Docu
             found.metadata["distant_negative"] = True
             out.append(found)
     logger.info("distant negatives: %d unannotated documents with at least two lexicon mentions", len(out))
+    return out
+
+
+def model_negative_docs(docs: list[Document], model_dir: str, batch_size: int = 64) -> list[Document]:
+    """Unannotated training documents with the spans a NER model predicts in them.
+
+    Like ``distant_negative_docs``, for corpora that annotate entities only where a relation holds, but
+    the spans are those the pipeline's own NER model proposes (its vocabulary and its boundaries), so the
+    relation model is trained on the candidates it will meet in text that reports no relation. Every
+    pair counts as a negative.
+    """
+    from pathlib import Path
+
+    from medtune.errors import ConfigError
+    from medtune.inference import Predictor
+    from medtune.model_io import load_model
+
+    path = Path(model_dir)
+    if not (path / "config.json").exists():
+        raise ConfigError(f"model.negatives_from_model: '{model_dir}' is not a model directory",
+                          fix="give the directory written by `medtune train` for a NER model")
+    empty = [d for d in docs if not (d.spans or d.relations or d.labels)]
+    if not empty:
+        return []
+    model, tokenizer, task = load_model(path, expected_task="ner")
+    nlp = Predictor(model, tokenizer, task, device=next(model.parameters()).device, mode="auto",
+                    batch_size=batch_size)
+    out = []
+    inputs = (Document(id=d.id, text=d.text, metadata=dict(d.metadata)) for d in empty)
+    for pred in nlp.pipe(inputs):
+        if len(pred.spans) >= 2:
+            pred.metadata["model_negative"] = True
+            out.append(pred)
+    logger.info("model negatives: %d of %d unannotated documents with at least two predicted spans",
+                len(out), len(empty))
     return out
 
 

@@ -154,9 +154,20 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N sentences of each split")
     parser.add_argument("--quick", action="store_true", help="500 sentences, 1 epoch: a smoke run")
     parser.add_argument("--ablation", action="store_true", help="also run medtune with each lever alone")
+    parser.add_argument("--runs", default=None,
+                        help=f"comma-separated subset of {','.join(RUNS)} to run (default: the baseline and "
+                             "medtune, plus the ablation rows with --ablation)")
     args = parser.parse_args()
     if args.quick:
         args.limit, args.epochs = args.limit or 500, 1
+    if args.runs:
+        args.selected = [r.strip() for r in args.runs.split(",")]
+        unknown = [r for r in args.selected if r not in RUNS]
+        if unknown:
+            parser.error(f"unknown run(s) {unknown}; choose from {', '.join(RUNS)}")
+    else:
+        args.selected = ["hf_trainer_baseline", "medtune"] + (
+            ["medtune_default_allocator", "medtune_fp32_grouped", "medtune_bf16_ungrouped"] if args.ablation else [])
     from medtune.model_io import resolve_base_model
 
     data_dir = Path(os.environ.get("MEDTUNE_DATA_DIR", "../shared/data"))
@@ -171,47 +182,63 @@ def main() -> None:
         args.seed = seed
         per_seed[str(seed)] = one_seed(base, data_dir, train_docs, test_docs, args)
     runs = per_seed[str(seeds[0])]
-    f1_gap = (runs["medtune"]["test_f1"] - runs["hf_trainer_baseline"]["test_f1"]) * 100
+    compared = {"medtune", "hf_trainer_baseline"} <= set(runs)
+    f1_gap = (runs["medtune"]["test_f1"] - runs["hf_trainer_baseline"]["test_f1"]) * 100 if compared else None
     summary = None
     if len(seeds) > 1:
         summary = summarise(per_seed)
         print(f"\nover seeds {args.seeds}:\n| run | samples/s (mean) | test F1 mean ± std |\n|---|---|---|")
         for name, row in summary["runs"].items():
             print(f"| {name} | {row['samples_per_second']:.1f} | {row['test_f1_mean']:.4f} ± {row['test_f1_std']:.4f} |")
-        f1_gap = summary["f1_gap_points_mean"]
-        print(f"F1 difference per seed (points): {summary['f1_gap_points']}; mean {f1_gap:+.2f} "
-              f"± {summary['f1_gap_points_std']:.2f}")
-    print(f"\nmedtune / baseline: {runs['medtune']['ratio_vs_baseline']:.2f}x samples/s; "
-          f"test F1 difference {f1_gap:+.2f} points{' (mean over seeds)' if summary else ''} "
-          f"(target: >= 1.5x and >= -0.3 points)")
+        if compared:
+            f1_gap = summary["f1_gap_points_mean"]
+            print(f"F1 difference per seed (points): {summary['f1_gap_points']}; mean {f1_gap:+.2f} "
+                  f"± {summary['f1_gap_points_std']:.2f}")
+    if compared:
+        print(f"\nmedtune / baseline: {runs['medtune']['ratio_vs_baseline']:.2f}x samples/s; "
+              f"test F1 difference {f1_gap:+.2f} points{' (mean over seeds)' if summary else ''} "
+              f"(target: >= 1.5x and >= -0.3 points)")
     RESULTS.mkdir(exist_ok=True)
     name = "train_speed_quick.json" if args.quick else ("train_speed_seeds.json" if summary else "train_speed.json")
+    if args.runs and not args.quick:
+        name = name.replace(".json", "_" + "_".join(args.selected) + ".json")
     with atomic_write(RESULTS / name) as handle:
         json.dump({"date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "threads": torch.get_num_threads(),
                    "args": vars(args), "runs": runs, "per_seed": per_seed, "summary": summary}, handle, indent=2)
 
 
 def one_seed(base: str, data_dir: Path, train_docs, test_docs, args) -> dict:
-    """Baseline and medtune (and the ablation rows) with ``args.seed``; prints their table."""
+    """The chosen runs (``RUNS`` order) with ``args.seed``; prints their table."""
     print(f"seed {args.seed}", flush=True)
-    runs = {"hf_trainer_baseline": baseline(base, train_docs, test_docs, args)}
-    print("baseline:", runs["hf_trainer_baseline"], flush=True)
-    if args.ablation:  # before any tuned run: the allocator setting lasts for the rest of the process
-        runs["medtune_default_allocator"] = medtune_run(base, data_dir, args, "auto", True, malloc=False)
-        print("medtune_default_allocator:", runs["medtune_default_allocator"], flush=True)
-    runs["medtune"] = medtune_run(base, data_dir, args, "auto", True)
-    print("medtune:", runs["medtune"], flush=True)
-    if args.ablation:
-        runs["medtune_fp32_grouped"] = medtune_run(base, data_dir, args, "false", True)
-        runs["medtune_bf16_ungrouped"] = medtune_run(base, data_dir, args, "true", False)
-    base_sps = runs["hf_trainer_baseline"]["samples_per_second"]
+    runs = {}
+    for name in RUNS:  # the default-allocator row first: the tuned setting lasts for the rest of the process
+        if name not in args.selected:
+            continue
+        if name == "hf_trainer_baseline":
+            runs[name] = baseline(base, train_docs, test_docs, args)
+        else:
+            bf16, group, malloc = RUNS[name]
+            runs[name] = medtune_run(base, data_dir, args, bf16, group, malloc=malloc)
+        print(f"{name}:", runs[name], flush=True)
+    base_sps = runs["hf_trainer_baseline"]["samples_per_second"] if "hf_trainer_baseline" in runs else None
     print("\n| run | samples/s | ratio | peak RSS MiB | test F1 |\n|---|---|---|---|---|")
     for name, r in runs.items():
         r["test_f1"] = float(r["test_f1"])
-        r["ratio_vs_baseline"] = round(r["samples_per_second"] / base_sps, 2)
-        print(f"| {name} | {r['samples_per_second']:.1f} | {r['ratio_vs_baseline']:.2f} | {r['peak_rss_mib']} | "
+        r["ratio_vs_baseline"] = round(r["samples_per_second"] / base_sps, 2) if base_sps else None
+        ratio = f"{r['ratio_vs_baseline']:.2f}" if base_sps else "-"
+        print(f"| {name} | {r['samples_per_second']:.1f} | {ratio} | {r['peak_rss_mib']} | "
               f"{r['test_f1']:.4f} |", flush=True)
     return runs
+
+
+#: run name -> (bf16, group_by_length, malloc_tuning) of a medtune run; None for the HF baseline
+RUNS: dict[str, tuple[str, bool, bool] | None] = {
+    "hf_trainer_baseline": None,
+    "medtune_default_allocator": ("auto", True, False),
+    "medtune": ("auto", True, True),
+    "medtune_fp32_grouped": ("false", True, True),
+    "medtune_bf16_ungrouped": ("true", False, True),
+}
 
 
 def summarise(per_seed: dict) -> dict:
@@ -224,6 +251,8 @@ def summarise(per_seed: dict) -> dict:
         f1s = [runs[name]["test_f1"] for runs in per_seed.values()]
         rows[name] = {"samples_per_second": mean(runs[name]["samples_per_second"] for runs in per_seed.values()),
                       "test_f1_mean": mean(f1s), "test_f1_std": stdev(f1s), "test_f1": f1s}
+    if not {"medtune", "hf_trainer_baseline"} <= set(names):
+        return {"runs": rows}
     gaps = [round((runs["medtune"]["test_f1"] - runs["hf_trainer_baseline"]["test_f1"]) * 100, 2)
             for runs in per_seed.values()]
     return {"runs": rows, "f1_gap_points": gaps, "f1_gap_points_mean": mean(gaps), "f1_gap_points_std": stdev(gaps)}

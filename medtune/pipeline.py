@@ -15,6 +15,11 @@ A pipeline file lists components in order; each reads and enriches the same docu
       - kind: relation
         model: ../models/ade-re
 
+A ``classification`` component labels each sentence (``scope: sentence``, stored in
+``metadata["sentence_labels"]``) or the whole document (``scope: document``, in ``labels``); a later
+``relation`` component with ``require_label: ADE`` keeps only relations whose head lies in a sentence
+(or document) given that label, e.g. an ADE-sentence classifier gating drug -> effect pairs.
+
 Components are loaded lazily on first use, so a pipeline can be evaluated on one layer (e.g. only
 its assertion component on gold concepts) without loading the others.
 """
@@ -25,24 +30,38 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from medtune.document import Document
 from medtune.errors import ConfigError, ModelError
 
-KINDS = ("sentences", "ner", "assertion", "linking", "relation")
+KINDS = ("sentences", "ner", "classification", "assertion", "linking", "relation")
 
 
 class ComponentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["sentences", "ner", "assertion", "linking", "relation"]
-    model: str | None = Field(None, description="model directory (ner, relation, assertion backend=model, linking)")
+    kind: Literal["sentences", "ner", "classification", "assertion", "linking", "relation"]
+    model: str | None = Field(None, description="model directory (ner, classification, relation, assertion "
+                              "backend=model, linking)")
     backend: Literal["rules", "model"] | None = Field(None, description="assertion: rules (ConText) or model")
     lexicon: list[str] = Field(default_factory=list, description="assertion rules: extra YAML lexicons")
     labels: list[str] | None = Field(None, description="entity labels this component reads or writes (None = all)")
     mode: str = Field("auto", description="ner/relation/assertion model: inference mode (auto, fp32, bf16)")
+    scope: Literal["sentence", "document"] = Field(
+        "sentence", description="classification: label each sentence (metadata.sentence_labels) or the document")
+    require_label: str | None = Field(
+        None, description="relation: keep only relations whose head is in a sentence (or document) that an "
+        "earlier classification component gave this label")
     name: str | None = None
+
+    @model_validator(mode="after")
+    def _options_fit_kind(self) -> "ComponentConfig":
+        if self.require_label is not None and self.kind != "relation":
+            raise ValueError(f"require_label is a relation option, not one of '{self.kind}'")
+        if self.scope != "sentence" and self.kind != "classification":
+            raise ValueError(f"scope is a classification option, not one of '{self.kind}'")
+        return self
 
 
 class PipelineConfig(BaseModel):
@@ -63,7 +82,7 @@ class Component:
         self.name = config.name or config.kind
         self.model_path = _resolve(config.model, base) if config.model else None
         self._impl: Any = None
-        if self.kind in ("ner", "relation", "linking") and self.model_path is None:
+        if self.kind in ("ner", "classification", "relation", "linking") and self.model_path is None:
             raise ConfigError(f"component '{self.name}' ({self.kind}) needs a model: directory",
                               fix="add model: PATH (relative to the pipeline file)")
         if self.kind == "assertion" and (config.backend or "rules") == "model" and self.model_path is None:
@@ -76,7 +95,8 @@ class Component:
         if self.model_path is not None and not self.model_path.exists():
             raise ModelError(f"component '{self.name}': model {self.model_path} does not exist",
                              fix="train the pipeline's models with `make models`, or fix the path")
-        if self.kind in ("ner", "relation") or (self.kind == "assertion" and self.config.backend == "model"):
+        if self.kind in ("ner", "classification", "relation") or (
+                self.kind == "assertion" and self.config.backend == "model"):
             import medtune
             from medtune.model_io import read_meta
 
@@ -118,12 +138,21 @@ class Component:
                 doc.spans.extend(new)
                 doc.spans.sort(key=lambda s: (s.start, s.end, s.label))
                 doc.ensure_span_ids()
+        elif self.kind == "classification":
+            self._classify(impl, docs, batch_size)
         elif self.kind == "relation":
             for doc in docs:
                 doc.ensure_span_ids()
             for doc, pred in zip(docs, impl.pipe(docs, batch_size=batch_size)):
-                doc.relations.extend(pred.relations)
+                relations = pred.relations
+                if self.config.require_label is not None:
+                    relations = self._gated(doc, relations, self.config.require_label)
+                doc.relations.extend(relations)
                 if "id_relations" in pred.metadata:
+                    if self.config.require_label is not None:
+                        raise ConfigError(f"component '{self.name}': require_label applies to mention-level "
+                                          "relation models, not to id-level (document) ones",
+                                          fix="drop require_label from this component")
                     doc.metadata["id_relations"] = pred.metadata["id_relations"]
         elif self.kind == "assertion" and self.config.backend == "model":
             for doc, pred in zip(docs, impl.pipe(docs, batch_size=batch_size)):
@@ -136,6 +165,37 @@ class Component:
                 impl(doc, labels=labels)
         elif self.kind == "linking":
             impl.link_documents(docs)
+
+    def _classify(self, impl: Any, docs: list[Document], batch_size: int) -> None:
+        if self.config.scope == "document":
+            for doc, pred in zip(docs, impl.pipe([_bare(d) for d in docs], batch_size=batch_size)):
+                doc.labels = list(pred.labels)
+                doc.label_scores = dict(pred.label_scores)
+            return
+        from medtune.sentences import sentences_of
+
+        pieces, owners = [], []
+        for k, doc in enumerate(docs):
+            sentences = sentences_of(doc)
+            doc.metadata["sentences"] = [list(x) for x in sentences]
+            doc.metadata["sentence_labels"] = [[] for _ in sentences]
+            for j, (a, b) in enumerate(sentences):
+                pieces.append(Document(id=f"{doc.id}#s{j}", text=doc.text[a:b]))
+                owners.append((k, j))
+        for (k, j), pred in zip(owners, impl.pipe(pieces, batch_size=batch_size)):
+            docs[k].metadata["sentence_labels"][j] = list(pred.labels)
+
+    @staticmethod
+    def _gated(doc: Document, relations: list, label: str) -> list:
+        """Relations whose head span lies in a sentence (or document) labelled ``label``."""
+        if "sentence_labels" not in doc.metadata:  # a document-scope classification component ran
+            return relations if label in doc.labels else []
+        from medtune.sentences import sentence_index
+
+        sentences = [tuple(x) for x in doc.metadata["sentences"]]
+        labels = doc.metadata["sentence_labels"]
+        ids = doc.span_by_id()
+        return [r for r in relations if label in labels[sentence_index(sentences, ids[r.head].start)]]
 
 
 def _bare(doc: Document) -> Document:
@@ -154,6 +214,13 @@ class Pipeline:
         self.config = config
         self.source = source
         self.components = [Component(c, base) for c in config.components]
+        for k, comp in enumerate(self.components):
+            if comp.config.require_label is not None and not any(
+                    c.kind == "classification" for c in self.components[:k]):
+                raise ConfigError(f"{source}: component '{comp.name}' has require_label "
+                                  f"'{comp.config.require_label}' but no classification component comes before it",
+                                  fix="add a 'kind: classification' component (model: an ADE-sentence classifier, "
+                                  "say) before the relation component")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Pipeline":

@@ -188,3 +188,81 @@ def test_rule_assertion_component_and_its_evaluation(tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["task"] == "assertion" and metrics["f1"] == 1.0 and metrics["temporality_accuracy"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_model_dir, tmp_path_factory):
+    from helpers import cls_docs
+
+    tmp = tmp_path_factory.mktemp("pipe-cls")
+    write_jsonl(cls_docs(10), tmp / "train.jsonl")
+    cfg = RunConfig.from_dict({
+        "task": "classification", "base_model": str(tiny_model_dir),
+        "data": {"train": str(tmp / "train.jsonl"), "format": "jsonl"},
+        "model": {"max_length": 32, "stride": 8},
+        "training": {"max_steps": 40, "batch_size": 4, "learning_rate": 3e-3, "warmup_ratio": 0.0,
+                     "progress_bar": False, "bf16": "false", "early_stopping_patience": None},
+    })
+    return train(cfg, tmp / "model").output_dir
+
+
+def test_sentence_classifier_gates_relations(models, classifier, tmp_path):
+    """require_label keeps exactly the relations whose head sits in a sentence the classifier labelled so."""
+    from medtune.sentences import sentence_index, split_sentences
+
+    ner, rel = models
+    texts = [a.text + " " + b.text for a, b in zip(rel_docs(4), rel_docs(4)[1:] + rel_docs(1))]
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(f"name: p\ncomponents:\n  - kind: ner\n    model: {ner}\n  - kind: relation\n"
+                     f"    model: {rel}\n", encoding="utf-8")
+    gated = tmp_path / "gated.yaml"
+    gated.write_text(f"name: g\ncomponents:\n  - kind: ner\n    model: {ner}\n  - kind: classification\n"
+                     f"    model: {classifier}\n  - kind: relation\n    model: {rel}\n    require_label: pos\n",
+                     encoding="utf-8")
+    every = list(Pipeline.from_yaml(plain).pipe(texts))
+    kept = list(Pipeline.from_yaml(gated).pipe(texts))
+    nlp = medtune.load(classifier)
+    for doc, out in zip(every, kept):
+        sentences = split_sentences(doc.text)
+        assert out.metadata["sentences"] == [list(s) for s in sentences]
+        labels = [p.labels for p in nlp.pipe([doc.text[a:b] for a, b in sentences])]
+        assert out.metadata["sentence_labels"] == labels
+        ids = doc.span_by_id()
+        expected = [(ids[r.head].key(), ids[r.tail].key()) for r in doc.relations
+                    if "pos" in labels[sentence_index(sentences, ids[r.head].start)]]
+        got = [(out.span_by_id()[r.head].key(), out.span_by_id()[r.tail].key()) for r in out.relations]
+        assert got == expected
+    assert sum(len(d.relations) for d in every) > 0
+
+
+def test_gate_keeps_relations_by_sentence_label():
+    from medtune.document import Document, Relation
+    from medtune.pipeline import Component
+
+    doc = Document(id="g", text="Drug A caused rash. Drug B caused cough.")
+    for k, (a, b, label) in enumerate([(0, 6, "Drug"), (14, 18, "AE"), (20, 26, "Drug"), (34, 39, "AE")]):
+        doc.add_span(a, b, label, id=f"T{k + 1}")
+    relations = [Relation(label="ADE", head="T1", tail="T2", id="R1"), Relation(label="ADE", head="T3", tail="T4", id="R2")]
+    doc.metadata["sentences"] = [[0, 19], [20, 40]]
+    doc.metadata["sentence_labels"] = [["ADE"], []]
+    assert [r.id for r in Component._gated(doc, relations, "ADE")] == ["R1"]
+    doc.metadata["sentence_labels"] = [[], ["ADE"]]
+    assert [r.id for r in Component._gated(doc, relations, "ADE")] == ["R2"]
+    whole = Document(id="w", text=doc.text, spans=doc.spans, labels=["ADE"])
+    assert len(Component._gated(whole, relations, "ADE")) == 2
+    whole.labels = []
+    assert Component._gated(whole, relations, "ADE") == []
+
+
+def test_gate_options_are_checked(models, tmp_path):
+    ner, rel = models
+    path = tmp_path / "p.yaml"
+    path.write_text(f"name: x\ncomponents:\n  - kind: relation\n    model: {rel}\n    require_label: ADE\n")
+    with pytest.raises(ConfigError, match="no classification component comes before it"):
+        Pipeline.from_yaml(path)
+    path.write_text(f"name: x\ncomponents:\n  - kind: ner\n    model: {ner}\n    require_label: ADE\n")
+    with pytest.raises(ConfigError, match="require_label is a relation option"):
+        Pipeline.from_yaml(path)
+    path.write_text(f"name: x\ncomponents:\n  - kind: classification\n    model: {ner}\n")
+    with pytest.raises(ModelError, match="expects a classification model"):
+        list(Pipeline.from_yaml(path).pipe(["A drug caused fever."]))

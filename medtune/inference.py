@@ -99,3 +99,58 @@ def load(path: str | Path, *, device: str | None = None, mode: str = "auto", bat
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, tokenizer, task = load_model(path, device=dev)
     return Predictor(model, tokenizer, task, device=dev, mode=mode, batch_size=batch_size)
+
+
+class TagEnsemble(torch.nn.Module):
+    """NER taggers that share a tokenizer and tag set, read as one: the word-level tag distribution is
+    the mean of the members' distributions (``emissions`` returns its log, which the NER decoder
+    treats as any model's log-probabilities)."""
+
+    head = "linear"
+
+    def __init__(self, members: list[torch.nn.Module]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def emissions(self, input_ids, attention_mask, word_index, token_type_ids=None) -> torch.Tensor:
+        logp = torch.stack([torch.log_softmax(m.emissions(input_ids, attention_mask, word_index,
+                                                          token_type_ids).float(), dim=-1)
+                            for m in self.members])
+        return torch.logsumexp(logp, dim=0) - torch.log(torch.tensor(float(len(self.members))))
+
+
+def load_ensemble(paths: list[str | Path], *, device: str | None = None, mode: str = "auto",
+                  batch_size: int = 32, num_threads: int | None = None) -> Predictor:
+    """Load several NER model directories as one tagger that averages their tag probabilities.
+
+    The members must be NER models with a linear head, the same tag set and the same tokenizer
+    (e.g. one config trained with different seeds); windows follow the first member's settings.
+    """
+    from medtune.errors import ModelError
+    from medtune.model_io import load_model
+
+    check_mode(mode)
+    if mode in ONNX_MODES:
+        raise ConfigError(f"an ensemble runs in torch, not in mode '{mode}'", fix="use mode auto, fp32 or bf16")
+    if len(paths) < 2:
+        raise ConfigError("an ensemble needs at least two model directories", fix="list two or more, or use load()")
+    tune_allocator()
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    members, first = [], None
+    for path in paths:
+        model, tokenizer, task = load_model(path, expected_task="ner", device=dev)
+        if getattr(model, "head", "linear") != "linear":
+            raise ModelError(f"{path} has a '{model.head}' head; an ensemble averages tag probabilities, which a "
+                             "CRF's scores are not", fix="ensemble NER models with the linear head")
+        if first is None:
+            first = (tokenizer, task)
+        elif task.tags != first[1].tags:
+            raise ModelError(f"{path} tags {task.tags}, but {paths[0]} tags {first[1].tags}",
+                             fix="ensemble models trained with the same labels and tag scheme")
+        elif tokenizer.get_vocab() != first[0].get_vocab():
+            raise ModelError(f"{path} has another tokenizer than {paths[0]}",
+                             fix="ensemble models fine-tuned from the same base model")
+        members.append(model)
+    return Predictor(TagEnsemble(members).eval(), first[0], first[1], device=dev, mode=mode, batch_size=batch_size)

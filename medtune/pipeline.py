@@ -15,6 +15,9 @@ A pipeline file lists components in order; each reads and enriches the same docu
       - kind: relation
         model: ../models/ade-re
 
+A ``ner`` component given a list of models (``model: [a, b]``) runs them as one ensemble that averages
+their word-level tag probabilities (same tag set and tokenizer; see ``medtune.inference.load_ensemble``).
+
 A ``classification`` component labels each sentence (``scope: sentence``, stored in
 ``metadata["sentence_labels"]``) or the whole document (``scope: document``, in ``labels``); a later
 ``relation`` component with ``require_label: ADE`` keeps only relations whose head lies in a sentence
@@ -42,8 +45,9 @@ class ComponentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["sentences", "ner", "classification", "assertion", "linking", "relation"]
-    model: str | None = Field(None, description="model directory (ner, classification, relation, assertion "
-                              "backend=model, linking)")
+    model: str | list[str] | None = Field(
+        None, description="model directory (ner, classification, relation, assertion backend=model, linking); "
+        "ner also takes a list of directories, an ensemble that averages their tag probabilities")
     backend: Literal["rules", "model"] | None = Field(None, description="assertion: rules (ConText) or model")
     lexicon: list[str] = Field(default_factory=list, description="assertion rules: extra YAML lexicons")
     labels: list[str] | None = Field(None, description="entity labels this component reads or writes (None = all)")
@@ -61,6 +65,10 @@ class ComponentConfig(BaseModel):
             raise ValueError(f"require_label is a relation option, not one of '{self.kind}'")
         if self.scope != "sentence" and self.kind != "classification":
             raise ValueError(f"scope is a classification option, not one of '{self.kind}'")
+        if isinstance(self.model, list) and (self.kind != "ner" or len(self.model) < 2):
+            raise ValueError("a list of models (an ensemble) needs kind ner and at least two directories"
+                             if self.kind == "ner" else f"model is one directory for '{self.kind}'; only ner "
+                             "takes a list (an ensemble)")
         return self
 
 
@@ -80,7 +88,9 @@ class Component:
         self.config = config
         self.kind = config.kind
         self.name = config.name or config.kind
-        self.model_path = _resolve(config.model, base) if config.model else None
+        models = config.model if isinstance(config.model, list) else [config.model] if config.model else []
+        self.model_paths = [_resolve(m, base) for m in models]
+        self.model_path = self.model_paths[0] if self.model_paths else None
         self._impl: Any = None
         if self.kind in ("ner", "classification", "relation", "linking") and self.model_path is None:
             raise ConfigError(f"component '{self.name}' ({self.kind}) needs a model: directory",
@@ -92,20 +102,27 @@ class Component:
     def load(self) -> Any:
         if self._impl is not None:
             return self._impl
-        if self.model_path is not None and not self.model_path.exists():
-            raise ModelError(f"component '{self.name}': model {self.model_path} does not exist",
-                             fix="train the pipeline's models with `make models`, or fix the path")
+        for path in self.model_paths:
+            if not path.exists():
+                raise ModelError(f"component '{self.name}': model {path} does not exist",
+                                 fix="train the pipeline's models with `make models`, or fix the path")
         if self.kind in ("ner", "classification", "relation") or (
                 self.kind == "assertion" and self.config.backend == "model"):
             import medtune
             from medtune.model_io import read_meta
 
-            task = read_meta(self.model_path).get("task")
             expected = "assertion" if self.kind == "assertion" else self.kind
-            if task != expected:
-                raise ModelError(f"component '{self.name}' expects a {expected} model, but {self.model_path} "
-                                 f"is a '{task}' model", fix="point the component at the right model directory")
-            self._impl = medtune.load(self.model_path, mode=self.config.mode)
+            for path in self.model_paths:
+                task = read_meta(path).get("task")
+                if task != expected:
+                    raise ModelError(f"component '{self.name}' expects a {expected} model, but {path} "
+                                     f"is a '{task}' model", fix="point the component at the right model directory")
+            if len(self.model_paths) > 1:
+                from medtune.inference import load_ensemble
+
+                self._impl = load_ensemble(self.model_paths, mode=self.config.mode)
+            else:
+                self._impl = medtune.load(self.model_path, mode=self.config.mode)
         elif self.kind == "assertion":
             from medtune.assertion import ContextEngine
 

@@ -37,6 +37,10 @@ class DataConfig(_Strict):
         1.0, ge=0.0, le=1.0, description="share of training documents without spans, relations or labels "
         "to keep (chosen by a hash of the document id, so the same ones every run; 0 keeps none); e.g. "
         "ADE's negative sentences")
+    empty_dev_fraction: float = Field(
+        1.0, ge=0.0, le=1.0, description="the same for the dev split, which picks the best checkpoint: 0 "
+        "selects a tagger trained on annotated sentences only by its F1 on annotated sentences (the test "
+        "split is never filtered)")
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataConfig":

@@ -42,8 +42,9 @@ def load_split(data: Any, split: str) -> list[Document] | None:
         if path is None:
             return None
         docs = list(read_path(path, data.format, data.options))
-    if split == "train" and data.empty_train_fraction < 1.0:
-        docs = [d for d in docs if not is_empty(d) or keep_by_hash(d.id, data.empty_train_fraction)]
+    fraction = {"train": data.empty_train_fraction, "dev": data.empty_dev_fraction}.get(split, 1.0)
+    if fraction < 1.0:
+        docs = [d for d in docs if not is_empty(d) or keep_by_hash(d.id, fraction)]
     limit = data.max_train_docs if split == "train" else data.max_eval_docs
     return docs[:limit] if limit else docs
 

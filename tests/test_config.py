@@ -119,3 +119,22 @@ def test_empty_train_fraction_keeps_every_annotated_doc_and_a_stable_share_of_th
     assert sorted(d.id for d in load_split(none, "train")) == sorted(f"a{i}" for i in range(20))
     with pytest.raises(ConfigError):
         RunConfig.from_dict({"task": "ner", "data": {"name": "ade", "empty_train_fraction": -0.1}})
+
+
+def test_empty_dev_fraction_filters_dev_only(tmp_path):
+    from medtune.config import DataConfig
+    from medtune.data import load_split
+    from medtune.document import Document
+    from medtune.io.jsonl import write_jsonl
+
+    docs = [Document(id=f"e{i}", text="nothing here") for i in range(10)]
+    docs += [Document(id=f"a{i}", text="fever", labels=["x"]) for i in range(5)]
+    for split in ("train", "dev", "test"):
+        write_jsonl(docs, tmp_path / f"{split}.jsonl")
+    cfg = DataConfig(train=str(tmp_path / "train.jsonl"), dev=str(tmp_path / "dev.jsonl"),
+                     test=str(tmp_path / "test.jsonl"), format="jsonl", empty_dev_fraction=0.0)
+    assert len(load_split(cfg, "train")) == 15
+    assert sorted(d.id for d in load_split(cfg, "dev")) == sorted(f"a{i}" for i in range(5))
+    assert len(load_split(cfg, "test")) == 15, "the test split is never filtered"
+    with pytest.raises(ConfigError):
+        RunConfig.from_dict({"task": "ner", "data": {"name": "ade", "empty_dev_fraction": 1.5}})

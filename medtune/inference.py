@@ -113,44 +113,79 @@ class TagEnsemble(torch.nn.Module):
         self.members = torch.nn.ModuleList(members)
 
     def emissions(self, input_ids, attention_mask, word_index, token_type_ids=None) -> torch.Tensor:
-        logp = torch.stack([torch.log_softmax(m.emissions(input_ids, attention_mask, word_index,
-                                                          token_type_ids).float(), dim=-1)
-                            for m in self.members])
-        return torch.logsumexp(logp, dim=0) - torch.log(torch.tensor(float(len(self.members))))
+        return _log_mean_probs([m.emissions(input_ids, attention_mask, word_index, token_type_ids)
+                                for m in self.members])
+
+
+class ClassEnsemble(torch.nn.Module):
+    """Relation models that share a tokenizer, schema and classes, read as one: ``logits`` is the log
+    of the mean of the members' class distributions, so its softmax is that mean."""
+
+    def __init__(self, members: list[torch.nn.Module]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, **batch) -> dict[str, torch.Tensor]:
+        return {"logits": _log_mean_probs([m(**batch)["logits"] for m in self.members])}
+
+
+def _log_mean_probs(logits: list[torch.Tensor]) -> torch.Tensor:
+    logp = torch.stack([torch.log_softmax(x.float(), dim=-1) for x in logits])
+    return torch.logsumexp(logp, dim=0) - torch.log(torch.tensor(float(len(logits))))
+
+
+# what members must share, beyond the tokenizer, for their probabilities to be averaged
+_ENSEMBLE_KEYS = {"ner": ("tags",), "relation": ("classes",)}
+_ENSEMBLE_META = {"ner": ("labels", "tag_scheme"),
+                  "relation": ("labels", "schema", "pair_scope", "group_by", "max_length", "context_chars")}
 
 
 def load_ensemble(paths: list[str | Path], *, device: str | None = None, mode: str = "auto",
                   batch_size: int = 32, num_threads: int | None = None) -> Predictor:
-    """Load several NER model directories as one tagger that averages their tag probabilities.
+    """Load several NER, or several relation, model directories as one model that averages their
+    probabilities (word-level tag probabilities; relation class probabilities).
 
-    The members must be NER models with a linear head, the same tag set and the same tokenizer
-    (e.g. one config trained with different seeds); windows follow the first member's settings.
+    The members must be of one task, with the same labels and tokenizer (e.g. one config trained with
+    different seeds); NER members need the linear head. Windows follow the first member's settings.
     """
     from medtune.errors import ModelError
-    from medtune.model_io import load_model
+    from medtune.model_io import load_model, read_meta
 
     check_mode(mode)
     if mode in ONNX_MODES:
         raise ConfigError(f"an ensemble runs in torch, not in mode '{mode}'", fix="use mode auto, fp32 or bf16")
     if len(paths) < 2:
         raise ConfigError("an ensemble needs at least two model directories", fix="list two or more, or use load()")
+    kind = read_meta(paths[0]).get("task")
+    if kind not in _ENSEMBLE_KEYS:
+        raise ModelError(f"{paths[0]} is a '{kind}' model; ensembles are for ner and relation models",
+                         fix="ensemble NER or relation models")
     tune_allocator()
     if num_threads:
         torch.set_num_threads(num_threads)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     members, first = [], None
     for path in paths:
-        model, tokenizer, task = load_model(path, expected_task="ner", device=dev)
-        if getattr(model, "head", "linear") != "linear":
-            raise ModelError(f"{path} has a '{model.head}' head; an ensemble averages tag probabilities, which a "
+        model, tokenizer, task = load_model(path, expected_task=kind, device=dev)
+        if getattr(model, "head", "linear") == "crf":
+            raise ModelError(f"{path} has a 'crf' head; an ensemble averages tag probabilities, which a "
                              "CRF's scores are not", fix="ensemble NER models with the linear head")
         if first is None:
             first = (tokenizer, task)
-        elif task.tags != first[1].tags:
-            raise ModelError(f"{path} tags {task.tags}, but {paths[0]} tags {first[1].tags}",
-                             fix="ensemble models trained with the same labels and tag scheme")
-        elif tokenizer.get_vocab() != first[0].get_vocab():
-            raise ModelError(f"{path} has another tokenizer than {paths[0]}",
-                             fix="ensemble models fine-tuned from the same base model")
+        else:
+            for key in _ENSEMBLE_KEYS[kind]:
+                if getattr(task, key) != getattr(first[1], key):
+                    raise ModelError(f"{path} has {key} {getattr(task, key)}, but {paths[0]} has "
+                                     f"{getattr(first[1], key)}", fix="ensemble models trained with the same "
+                                     "labels and settings (e.g. one config, different seeds)")
+            for key in _ENSEMBLE_META[kind]:
+                if task.meta.get(key) != first[1].meta.get(key):
+                    raise ModelError(f"{path} has {key} {task.meta.get(key)!r}, but {paths[0]} has "
+                                     f"{first[1].meta.get(key)!r}", fix="ensemble models trained with the same "
+                                     "labels and settings (e.g. one config, different seeds)")
+            if tokenizer.get_vocab() != first[0].get_vocab():
+                raise ModelError(f"{path} has another tokenizer than {paths[0]}",
+                                 fix="ensemble models fine-tuned from the same base model")
         members.append(model)
-    return Predictor(TagEnsemble(members).eval(), first[0], first[1], device=dev, mode=mode, batch_size=batch_size)
+    wrapper = TagEnsemble(members) if kind == "ner" else ClassEnsemble(members)
+    return Predictor(wrapper.eval(), first[0], first[1], device=dev, mode=mode, batch_size=batch_size)

@@ -15,8 +15,8 @@ A pipeline file lists components in order; each reads and enriches the same docu
       - kind: relation
         model: ../models/ade-re
 
-A ``ner`` component given a list of models (``model: [a, b]``) runs them as one ensemble that averages
-their word-level tag probabilities (same tag set and tokenizer; see ``medtune.inference.load_ensemble``).
+A ``ner`` or ``relation`` component given a list of models (``model: [a, b]``) runs them as one ensemble
+that averages their probabilities (same labels and tokenizer; see ``medtune.inference.load_ensemble``).
 
 A ``classification`` component labels each sentence (``scope: sentence``, stored in
 ``metadata["sentence_labels"]``) or the whole document (``scope: document``, in ``labels``); a later
@@ -47,7 +47,7 @@ class ComponentConfig(BaseModel):
     kind: Literal["sentences", "ner", "classification", "assertion", "linking", "relation"]
     model: str | list[str] | None = Field(
         None, description="model directory (ner, classification, relation, assertion backend=model, linking); "
-        "ner also takes a list of directories, an ensemble that averages their tag probabilities")
+        "ner and relation also take a list of directories, an ensemble that averages their probabilities")
     backend: Literal["rules", "model"] | None = Field(None, description="assertion: rules (ConText) or model")
     lexicon: list[str] = Field(default_factory=list, description="assertion rules: extra YAML lexicons")
     labels: list[str] | None = Field(None, description="entity labels this component reads or writes (None = all)")
@@ -65,10 +65,10 @@ class ComponentConfig(BaseModel):
             raise ValueError(f"require_label is a relation option, not one of '{self.kind}'")
         if self.scope != "sentence" and self.kind != "classification":
             raise ValueError(f"scope is a classification option, not one of '{self.kind}'")
-        if isinstance(self.model, list) and (self.kind != "ner" or len(self.model) < 2):
-            raise ValueError("a list of models (an ensemble) needs kind ner and at least two directories"
-                             if self.kind == "ner" else f"model is one directory for '{self.kind}'; only ner "
-                             "takes a list (an ensemble)")
+        if isinstance(self.model, list) and (self.kind not in ("ner", "relation") or len(self.model) < 2):
+            raise ValueError("a list of models (an ensemble) needs at least two directories"
+                             if self.kind in ("ner", "relation") else f"model is one directory for '{self.kind}'; "
+                             "only ner and relation take a list (an ensemble)")
         return self
 
 

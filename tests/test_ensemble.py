@@ -1,4 +1,4 @@
-"""NER ensembles: several taggers read as one that averages their word-level tag probabilities."""
+"""Ensembles: several NER (or relation) models read as one that averages their probabilities."""
 
 from __future__ import annotations
 
@@ -91,9 +91,44 @@ def test_pipeline_ner_component_takes_a_list_of_models(taggers, tmp_path):
     out = list(Pipeline.from_yaml(path).pipe(texts))
     want = list(load_ensemble([a, b], mode="fp32").pipe(texts))
     assert [[s.key() for s in d.spans] for d in out] == [[s.key() for s in d.spans] for d in want]
-    path.write_text(f"name: x\ncomponents:\n  - kind: relation\n    model: [{a}, {b}]\n")
-    with pytest.raises(ConfigError, match="only ner takes a list"):
+    path.write_text(f"name: x\ncomponents:\n  - kind: classification\n    model: [{a}, {b}]\n")
+    with pytest.raises(ConfigError, match="only ner and relation take a list"):
         Pipeline.from_yaml(path)
     path.write_text(f"name: x\ncomponents:\n  - kind: ner\n    model: [{a}]\n")
     with pytest.raises(ConfigError, match="at least two"):
         Pipeline.from_yaml(path)
+
+
+@pytest.fixture(scope="module")
+def relation_models(tiny_model_dir, tmp_path_factory):
+    a = _train(tiny_model_dir, tmp_path_factory.mktemp("ens-ra"), rel_docs(8), seed=1, task="relation")
+    b = _train(tiny_model_dir, tmp_path_factory.mktemp("ens-rb"), rel_docs(8), seed=2, task="relation")
+    return a, b
+
+
+def test_relation_ensemble_averages_class_probabilities(relation_models, tmp_path):
+    a, b = relation_models
+    docs = rel_docs(4, prefix="q")
+    for d in docs:
+        d.relations = []
+    single = list(medtune.load(a, mode="fp32").pipe(docs))
+    double = list(load_ensemble([a, a], mode="fp32").pipe(docs))
+    assert any(d.relations for d in single)
+    assert [[(r.head, r.tail, r.label) for r in d.relations] for d in double] == \
+        [[(r.head, r.tail, r.label) for r in d.relations] for d in single]
+    ens = load_ensemble([a, b], mode="fp32")
+    pa, pb = medtune.load(a, mode="fp32"), medtune.load(b, mode="fp32")
+    doc = docs[0].copy()
+    features = [f for _, f in ens.task.instances(doc) if f is not None]
+    assert features
+    batch = ens.task.collate(features)
+    with torch.inference_mode():
+        got = ens.model(**batch)["logits"].softmax(-1)
+        want = (pa.model(**batch)["logits"].softmax(-1) + pb.model(**batch)["logits"].softmax(-1)) / 2
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    path = tmp_path / "p.yaml"
+    path.write_text(f"name: x\ncomponents:\n  - kind: relation\n    model: [{a}, {b}]\n    mode: fp32\n")
+    out = list(Pipeline.from_yaml(path).pipe([d.copy() for d in docs]))
+    want_docs = list(ens.pipe([d.copy() for d in docs]))
+    assert [[(r.head, r.tail, r.label) for r in d.relations] for d in out] == \
+        [[(r.head, r.tail, r.label) for r in d.relations] for d in want_docs]

@@ -44,13 +44,15 @@ bench-quick: dev
 
 # Every model the shipped pipelines (pipelines/*.yaml) use, trained into models/ (git-ignored).
 # Each is a file target: a model already trained is skipped. 1-2 hours on 2 cores.
-MODELS := models/ade-ner models/ade-re models/ade-classification models/bc5cdr-ner models/bc5cdr-cid models/assertion \
+MODELS := models/ade-ner models/ade-ner-s43 models/ade-ner-s44 models/ade-re models/ade-classification models/bc5cdr-ner models/bc5cdr-cid models/assertion \
 	models/linker-disease models/linker-chemical
 models: $(addsuffix /config.json,$(filter-out models/linker-%,$(MODELS))) \
 	$(addsuffix /manifest.json,$(filter models/linker-%,$(MODELS)))
 
 models/ade-ner/config.json: configs/ade-ner.yaml | install
 	$(BIN)/medtune train $< --output $(@D) --overwrite
+models/ade-ner-s%/config.json: configs/ade-ner.yaml | install   # the same config, another seed (ensemble)
+	$(BIN)/medtune train $< --output $(@D) --overwrite --training.seed $*
 models/ade-re/config.json: configs/ade-re.yaml models/ade-ner/config.json | install
 	$(BIN)/medtune train $< --output $(@D) --overwrite
 models/ade-classification/config.json: configs/ade-classification.yaml | install

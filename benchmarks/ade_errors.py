@@ -1,6 +1,6 @@
 """Where a pharmacovigilance pipeline's end-to-end ADE errors come from.
 
-    python benchmarks/ade_errors.py [--pipeline pipelines/pharmacovigilance.yaml] [--split test]
+    python benchmarks/ade_errors.py [--pipeline pipelines/pharmacovigilance.yaml] [--split test] [--ungated]
 
 Runs the pipeline over the ADE corpus split (bare sentences in, as ``medtune evaluate`` does) and
 prints: strict and lenient entity figures on the sentences that report an ADE (the corpus annotates
@@ -12,6 +12,10 @@ missed or spurious relation sorted by cause:
 - spurious, negative sentence: a predicted relation in a sentence without any annotation;
 - spurious, bad span: a predicted relation in an annotated sentence with a wrongly bounded span;
 - spurious, gold spans: both spans exact, but the pair is not related.
+
+It also prints the end-to-end figures with every relation in an unannotated sentence dropped and
+nothing else changed (``end_to_end_perfect_gate``); with ``--ungated`` (the pipeline's sentence gate
+removed) that is the pipeline with a perfect sentence classifier, the ceiling of gating.
 
 Counts only; no text is printed. JSON with ``--output``.
 """
@@ -73,6 +77,8 @@ def analyse(gold: list[Document], pred: list[Document]) -> dict:
     missed = causes["missed_ner"] + causes["missed_relation_layer"]
     return {
         "end_to_end": prf(causes["tp"], spurious, missed),
+        # what a perfect sentence gate would give: no relation at all in the unannotated sentences
+        "end_to_end_perfect_gate": prf(causes["tp"], spurious - causes["spurious_negative_sentence"], missed),
         "relations": {"gold": causes["tp"] + missed, "predicted": causes["tp"] + spurious, **dict(causes)},
         "entities_on_positive_sentences": {
             **prf(ent["tp"], ent["fp"], ent["fn"]),
@@ -85,11 +91,19 @@ def main() -> None:
     parser.add_argument("--pipeline", type=Path, default=ROOT / "pipelines" / "pharmacovigilance.yaml")
     parser.add_argument("--split", default="test")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--ungated", action="store_true",
+                        help="drop the relation components' require_label (and the classification components): "
+                        "with it, end_to_end_perfect_gate is the pipeline with a perfect sentence classifier")
     args = parser.parse_args()
     gold = load_named("ade", args.split)
-    pred = list(Pipeline.from_yaml(args.pipeline).pipe([Document(id=d.id, text=d.text) for d in gold]))
+    pipeline = Pipeline.from_yaml(args.pipeline)
+    if args.ungated:
+        for comp in pipeline.components:
+            comp.config.require_label = None
+        pipeline.components = [c for c in pipeline.components if c.kind != "classification"]
+    pred = list(pipeline.pipe([Document(id=d.id, text=d.text) for d in gold]))
     shown = args.pipeline.resolve().relative_to(ROOT) if args.pipeline.resolve().is_relative_to(ROOT) else args.pipeline
-    result = {"pipeline": str(shown), "split": args.split, "sentences": len(gold), **analyse(gold, pred)}
+    result = {"pipeline": str(shown), "split": args.split, "ungated": args.ungated, "sentences": len(gold), **analyse(gold, pred)}
     print(json.dumps(result, indent=2))
     if args.output:
         with atomic_write(args.output) as handle:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -48,11 +49,13 @@ def test_shipped_pipelines_are_valid_and_point_into_models():
     root = Path(__file__).parent.parent
     pipelines = sorted((root / "pipelines").glob("*.yaml"))
     assert {p.stem for p in pipelines} == {"pharmacovigilance", "literature", "clinical-note"}
+    made = re.search(r"^MODELS := ((?:.*\\\n)*.*)$", (root / "Makefile").read_text(), re.M).group(1).split()
     for path in pipelines:
         pipe = Pipeline.from_yaml(path)
         for comp in pipe.components:
-            if comp.model_path is not None:
-                assert comp.model_path.parent == (root / "models").resolve(), (path, comp.name)
+            for model in comp.model_paths:  # every member of an ensemble too
+                assert model.parent == (root / "models").resolve(), (path, comp.name)
+                assert f"models/{model.name}" in made, f"`make models` does not build {model.name} ({path})"
 
 
 def test_unknown_key_names_the_key_and_valid_keys(tmp_path):

@@ -91,3 +91,16 @@ def assertion_docs(n: int, prefix: str = "a") -> list[Document]:
         doc.add_span(start, start + len(mention), "Problem", attributes={"assertion": value})
         docs.append(doc)
     return docs
+
+
+def assert_pipeline_refused(path, components: str, match: str) -> None:
+    """Write a pipeline YAML with these ``components:`` lines to ``path`` and check it is refused with
+    a ConfigError whose message matches ``match``."""
+    import pytest
+
+    from medtune.errors import ConfigError
+    from medtune.pipeline import Pipeline
+
+    path.write_text("name: x\ncomponents:\n" + components, encoding="utf-8")
+    with pytest.raises(ConfigError, match=match):
+        Pipeline.from_yaml(path)

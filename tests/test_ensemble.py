@@ -15,7 +15,7 @@ from medtune.io.jsonl import write_jsonl
 from medtune.pipeline import Pipeline
 from medtune.training import train
 
-from helpers import ner_docs, rel_docs
+from helpers import assert_pipeline_refused, ner_docs, rel_docs
 
 
 def _train(tiny_model_dir: Path, tmp: Path, docs, *, seed: int = 42, task: str = "ner", **model) -> Path:
@@ -91,12 +91,9 @@ def test_pipeline_ner_component_takes_a_list_of_models(taggers, tmp_path):
     out = list(Pipeline.from_yaml(path).pipe(texts))
     want = list(load_ensemble([a, b], mode="fp32").pipe(texts))
     assert [[s.key() for s in d.spans] for d in out] == [[s.key() for s in d.spans] for d in want]
-    path.write_text(f"name: x\ncomponents:\n  - kind: classification\n    model: [{a}, {b}]\n")
-    with pytest.raises(ConfigError, match="only ner and relation take a list"):
-        Pipeline.from_yaml(path)
-    path.write_text(f"name: x\ncomponents:\n  - kind: ner\n    model: [{a}]\n")
-    with pytest.raises(ConfigError, match="at least two"):
-        Pipeline.from_yaml(path)
+    assert_pipeline_refused(path, f"  - kind: classification\n    model: [{a}, {b}]\n",
+                            "only ner and relation take a list")
+    assert_pipeline_refused(path, f"  - kind: ner\n    model: [{a}]\n", "at least two")
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,12 @@ from typer.testing import CliRunner
 import medtune
 from medtune.cli import app
 from medtune.config import RunConfig
-from medtune.errors import ConfigError, ModelError
+from medtune.errors import ModelError
 from medtune.io.jsonl import read_jsonl, write_jsonl
 from medtune.pipeline import Pipeline
 from medtune.training import train
 
-from helpers import rel_docs
+from helpers import assert_pipeline_refused, rel_docs
 
 runner = CliRunner()
 
@@ -90,15 +90,10 @@ def test_relative_model_paths_resolve_from_the_yaml(models, tmp_path):
 
 def test_bad_pipeline_files_are_explained(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\ncomponents:\n  - kind: ner\n    modle: m\n")
-    with pytest.raises(ConfigError, match="unknown key 'components.0.modle'.*valid keys: kind, model"):
-        Pipeline.from_yaml(bad)
-    bad.write_text("name: x\ncomponents:\n  - kind: tagger\n")
-    with pytest.raises(ConfigError, match="components.0.kind"):
-        Pipeline.from_yaml(bad)
-    bad.write_text("name: x\ncomponents:\n  - kind: ner\n")
-    with pytest.raises(ConfigError, match="needs a model"):
-        Pipeline.from_yaml(bad)
+    assert_pipeline_refused(bad, "  - kind: ner\n    modle: m\n",
+                            "unknown key 'components.0.modle'.*valid keys: kind, model")
+    assert_pipeline_refused(bad, "  - kind: tagger\n", "components.0.kind")
+    assert_pipeline_refused(bad, "  - kind: ner\n", "needs a model")
 
 
 def test_wrong_model_kind_is_refused(models, tmp_path):
@@ -257,12 +252,10 @@ def test_gate_keeps_relations_by_sentence_label():
 def test_gate_options_are_checked(models, tmp_path):
     ner, rel = models
     path = tmp_path / "p.yaml"
-    path.write_text(f"name: x\ncomponents:\n  - kind: relation\n    model: {rel}\n    require_label: ADE\n")
-    with pytest.raises(ConfigError, match="no classification component comes before it"):
-        Pipeline.from_yaml(path)
-    path.write_text(f"name: x\ncomponents:\n  - kind: ner\n    model: {ner}\n    require_label: ADE\n")
-    with pytest.raises(ConfigError, match="require_label is a relation option"):
-        Pipeline.from_yaml(path)
+    assert_pipeline_refused(path, f"  - kind: relation\n    model: {rel}\n    require_label: ADE\n",
+                            "no classification component comes before it")
+    assert_pipeline_refused(path, f"  - kind: ner\n    model: {ner}\n    require_label: ADE\n",
+                            "require_label is a relation option")
     path.write_text(f"name: x\ncomponents:\n  - kind: classification\n    model: {ner}\n")
     with pytest.raises(ModelError, match="expects a classification model"):
         list(Pipeline.from_yaml(path).pipe(["A drug caused fever."]))

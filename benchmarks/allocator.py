@@ -31,8 +31,8 @@ def child(length: int, batch_size: int, steps: int) -> dict:
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from medtune.model_io import resolve_base_model
-    from medtune.tasks.base import resolve_bf16
+    from medtune.models.store import resolve_base_model
+    from medtune.runtime import resolve_bf16
 
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(resolve_base_model("default"), num_labels=10)
@@ -71,7 +71,7 @@ def main() -> None:
     if args.child is not None:
         print(json.dumps(child(args.child, args.batch_size, args.steps)))
         return
-    from medtune.tasks.base import cpu_name
+    from medtune.runtime import cpu_name
 
     rows = []
     for length in [int(x) for x in args.lengths.split(",")]:

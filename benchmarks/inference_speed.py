@@ -16,7 +16,7 @@ process and on the same threads:
 
 For every run: documents/s, tokens/s (document WordPiece tokens, special tokens excluded, the same
 count for every row), speed-up against the pipeline's best, strict span F1 on the test set
-(``medtune.metrics.span_metrics``), for medtune's fast modes the number of documents whose spans differ
+(``medtune.evaluation.metrics.span_metrics``), for medtune's fast modes the number of documents whose spans differ
 from medtune fp32 and the span-level agreement F1 with fp32, and the fraction of the CPU's peak FLOP/s.
 
 FLOPs model (useful work; padding is not counted): for a sequence of T tokens (special tokens
@@ -119,7 +119,7 @@ def hf_token_classifier(model_dir: Path):
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForTokenClassification
 
-    from medtune.model_io import read_meta
+    from medtune.models.store import read_meta
     from medtune.tasks.ner import tag_names
 
     meta = read_meta(model_dir)
@@ -192,7 +192,7 @@ def agreement(ref, pred) -> tuple[int, float]:
 def ensure_export(model_dir: Path, need_int8: bool) -> None:
     import medtune
     from medtune.errors import ModelError
-    from medtune.onnx import export_onnx
+    from medtune.inference.onnx import export_onnx
 
     try:
         medtune.load(model_dir, mode="onnx-int8" if need_int8 else "onnx")
@@ -220,8 +220,8 @@ def main(argv: list[str] | None = None) -> dict:
     import medtune
     from medtune import datasets
     from medtune.fileutils import atomic_write
-    from medtune.metrics import span_metrics
-    from medtune.tasks.base import cpu_has_native_bf16, cpu_name, resolve_bf16
+    from medtune.evaluation.metrics import span_metrics
+    from medtune.runtime import cpu_has_native_bf16, cpu_name, resolve_bf16
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -41,7 +41,7 @@ from medtune import datasets  # noqa: E402
 from medtune.config import DEFAULT_BASE_MODEL  # noqa: E402
 from medtune.fileutils import atomic_write  # noqa: E402
 from medtune.linking import COMPONENTS, Linker, linking_report, mesh_vocabulary  # noqa: E402
-from medtune.tasks.base import cpu_name  # noqa: E402
+from medtune.runtime import cpu_name  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CORPORA = {  # name: (vocabulary kind, span label, target accuracy@1 on test)

@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
     import medtune
     from medtune import datasets
     from medtune.fileutils import atomic_write
-    from medtune.tasks.base import cpu_name
+    from medtune.runtime import cpu_name
 
     if not (args.model / "config.json").exists():
         raise SystemExit(f"{args.model} is not a model directory: train it first")

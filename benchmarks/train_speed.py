@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from medtune.fileutils import atomic_write  # noqa: E402
 from medtune.io.conll import read_conll  # noqa: E402
-from medtune.tasks.base import cpu_name  # noqa: E402
+from medtune.runtime import cpu_name  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -168,7 +168,7 @@ def main() -> None:
     else:
         args.selected = ["hf_trainer_baseline", "medtune"] + (
             ["medtune_default_allocator", "medtune_fp32_grouped", "medtune_bf16_ungrouped"] if args.ablation else [])
-    from medtune.model_io import resolve_base_model
+    from medtune.models.store import resolve_base_model
 
     data_dir = Path(os.environ.get("MEDTUNE_DATA_DIR", "../shared/data"))
     base = resolve_base_model("default")

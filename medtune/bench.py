@@ -62,7 +62,7 @@ def task_by_name(name: str) -> BenchTask:
 def run_task(task: BenchTask, *, quick: bool, seed: int, configs: Path, models: Path,
              results: Path) -> dict[str, Any]:
     from medtune.config import RunConfig
-    from medtune.tasks.base import cpu_name
+    from medtune.runtime import cpu_name
     from medtune.training import train
 
     overrides: dict[str, Any] = {"training.seed": seed, "training.progress_bar": False}

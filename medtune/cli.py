@@ -73,13 +73,13 @@ def evaluate(
 ) -> None:
     """Score a model on gold data: strict/lenient span F1 (NER), accuracy/F1 (classification), relation
     F1, assertion F1; or a whole pipeline (end-to-end relation F1, linking accuracy, assertion F1)."""
-    from medtune.evaluation import evaluate as run_eval
-    from medtune.modelcard import metrics_markdown
+    from medtune.evaluation.model import evaluate as run_eval
+    from medtune.models.card import metrics_markdown
     from medtune.pipeline import is_pipeline_file
 
     _setup_logging(False)
     if is_pipeline_file(model_dir):
-        from medtune.pipeline_eval import evaluate_pipeline
+        from medtune.evaluation.pipeline import evaluate_pipeline
 
         try:
             result = evaluate_pipeline(model_dir, data, split=split, format=format, output=output,
@@ -183,7 +183,7 @@ def analyze(
         else:
             write_jsonl(docs, output)
         if html is not None:
-            from medtune.html import render_html
+            from medtune.pipeline.html import render_html
 
             with atomic_write(html) as handle:
                 handle.write(render_html(docs, title=f"medtune: {pipe.config.name}"))
@@ -207,7 +207,7 @@ def export(
     try:
         if format != "onnx":
             raise ConfigError(f"unknown export format '{format}'", fix="use --format onnx")
-        from medtune.onnx import export_onnx
+        from medtune.inference.onnx import export_onnx
 
         written = export_onnx(model_dir, quantize=quantize, output=output)
     except MedtuneError as err:
@@ -235,7 +235,7 @@ def pretrain(
     """Domain-adaptive masked-LM pretraining of an encoder on your own text."""
     from medtune.data import resolve_documents
     from medtune.errors import ConfigError
-    from medtune.pretraining import document_texts, pretrain_mlm
+    from medtune.training.pretraining import document_texts, pretrain_mlm
 
     _setup_logging(False)
     try:

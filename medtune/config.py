@@ -130,6 +130,9 @@ class TrainingConfig(_Strict):
     malloc_tuning: bool = Field(True, description="keep large freed blocks in the heap (glibc; see medtune.runtime)")
     save_total_limit: int = Field(1, ge=1)
     progress_bar: bool = True
+    report_to: str | list[str] = Field(
+        "none", description="experiment trackers, passed to the HF TrainingArguments (e.g. tensorboard, "
+        "mlflow, wandb; they must be installed); none = no tracker")
 
     @field_validator("bf16", mode="before")
     @classmethod

@@ -1,4 +1,6 @@
-"""Process-level settings that make CPU training and inference faster without changing any result.
+"""Process-level settings: threads, the numeric path (bf16 where the hardware has it) and the allocator.
+
+The allocator setting makes CPU training and inference faster without changing any result.
 
 glibc's malloc serves every block above its mmap threshold (dynamic, capped at 32 MiB) with fresh pages
 from the kernel and hands them back on ``free``. A transformer step allocates and frees the same large
@@ -18,10 +20,13 @@ False) where the C library is not glibc.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
 import platform
+
+import torch
 
 logger = logging.getLogger(__name__)
 
@@ -61,3 +66,48 @@ def tune_allocator() -> bool:
 
 def allocator_tuned() -> bool:
     return _tuned
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU has AVX-512 BF16 or AMX (bf16 autocast pays only then)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_bf16(setting: str | bool | None, device: torch.device | None = None) -> bool:
+    """Turn ``auto``/``true``/``false`` into a decision for this machine."""
+    if isinstance(setting, bool):
+        return setting
+    if setting in (None, "false"):
+        return False
+    if setting == "true":
+        return True
+    device = device or torch.device("cpu")
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_native_bf16()
+
+
+def autocast(device: torch.device, enabled: bool):
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def default_threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -12,7 +12,7 @@ from seqeval.scheme import IOB2
 
 from medtune.document import Document, Span
 from medtune.io.conll import read_conll, tags_from_spans
-from medtune.metrics import classification_metrics, span_metrics
+from medtune.evaluation.metrics import classification_metrics, span_metrics
 
 
 def seqeval_f1(gold: list[Document], pred: list[Document]) -> float:

@@ -20,7 +20,7 @@ from helpers import cls_docs, ner_docs
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from medtune.onnx import export_onnx  # noqa: E402
+from medtune.inference.onnx import export_onnx  # noqa: E402
 
 
 def untrained_model(tiny_model_dir: Path, out: Path, task: str, docs, **model_options) -> Path:
@@ -28,8 +28,8 @@ def untrained_model(tiny_model_dir: Path, out: Path, task: str, docs, **model_op
     from transformers import AutoTokenizer
 
     from medtune.config import RunConfig
-    from medtune.model_io import save_model
-    from medtune.modeling import build_encoder
+    from medtune.models.store import save_model
+    from medtune.models.heads import build_encoder
     from medtune.tasks import task_class
 
     cfg = RunConfig.from_dict({"task": task, "base_model": str(tiny_model_dir),

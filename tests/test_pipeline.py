@@ -137,7 +137,7 @@ def test_analyze_round_trip_keeps_every_offset(pipeline_file, tmp_path):
 
 
 def test_evaluate_pipeline_end_to_end(models, pipeline_file, tmp_path):
-    from medtune.metrics import relation_metrics
+    from medtune.evaluation.metrics import relation_metrics
 
     gold = rel_docs(8)
     write_jsonl(gold, tmp_path / "gold.jsonl")

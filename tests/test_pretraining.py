@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from medtune.cli import app
 from medtune.config import RunConfig
 from medtune.io.jsonl import write_jsonl
-from medtune.pretraining import blocks, pretrain_mlm
+from medtune.training.pretraining import blocks, pretrain_mlm
 from medtune.training import train
 
 from helpers import ner_docs
@@ -45,7 +45,7 @@ def test_masked_only_loss_equals_the_full_head_loss(tiny_model_dir, tiny_tokeniz
     import torch
     from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
 
-    from medtune.pretraining import masked_lm_loss
+    from medtune.training.pretraining import masked_lm_loss
 
     torch.manual_seed(0)
     model = AutoModelForMaskedLM.from_pretrained(tiny_model_dir).eval()

@@ -12,7 +12,8 @@ import medtune
 from medtune.config import RunConfig
 from medtune.document import Document
 from medtune.errors import ConfigError
-from medtune.tasks.relation import RelationTask, distant_negative_docs, model_negative_docs
+from medtune.tasks.relation import RelationTask, distant_negative_docs
+from medtune.training.negatives import model_negative_docs, with_model_negatives
 
 from helpers import SENTENCES
 
@@ -62,7 +63,7 @@ def test_model_negatives_are_encoded_as_negative_candidates(tiny_ner_model, tiny
     positive.relations.append(Relation(label="rel", head="T1", tail="T2", id="R1"))
     docs = [positive] + unannotated()
     task = RelationTask(RelationTask.meta_from_config(cfg, docs), tiny_tokenizer)
-    features = task.encode_for_training(docs)
+    features = task.encode_for_training(with_model_negatives(docs, task.meta["negatives_from_model"]))
     plain_task = RelationTask({**task.meta, "negatives_from_model": None}, tiny_tokenizer)
     plain = plain_task.encode_for_training(docs)
     assert [f["labels"] for f in plain] == [1]

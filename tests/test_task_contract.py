@@ -55,7 +55,7 @@ class TaskContract:
         import torch
         from safetensors.torch import load_file
 
-        from medtune.modeling import build_encoder
+        from medtune.models.heads import build_encoder
 
         result, _ = trained
         encoder = build_encoder(str(result.output_dir))
@@ -115,7 +115,7 @@ class TaskContract:
 
     def test_wrong_task_is_refused(self, trained):
         from medtune.errors import ModelError
-        from medtune.model_io import load_model
+        from medtune.models.store import load_model
 
         result, _ = trained
         other = "classification" if self.task == "ner" else "ner"

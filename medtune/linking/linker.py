@@ -24,7 +24,7 @@ recorded in ``span.attributes["link_source"]``:
     text allows; every part is linked and the answer is the list of part ids.
 ``dense``
     nearest neighbour, by dot product of L2-normalised embeddings (mean pooling of the encoder's last
-    layer, ``medtune.model_io.resolve_base_model`` finds the encoder), among every vocabulary name and
+    layer, ``medtune.models.store.resolve_base_model`` finds the encoder), among every vocabulary name and
     every training mention, plus small tuned adjustments (see :class:`Linker`: a bonus for answers seen
     in training or given lexically elsewhere in the document, a penalty for unseen MeSH supplementary
     concepts, optionally BioSyn's character n-gram TF-IDF score). It always answers, so it comes last.
@@ -274,9 +274,9 @@ class _Encoder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from medtune.model_io import resolve_base_model
-        from medtune.modeling import quiet_loading
-        from medtune.tasks.base import resolve_bf16
+        from medtune.models.store import resolve_base_model
+        from medtune.models.heads import quiet_loading
+        from medtune.runtime import resolve_bf16
 
         path = resolve_base_model(self.name)
         with quiet_loading():
@@ -294,7 +294,7 @@ class _Encoder:
         """Embeddings of ``texts`` (rows L2-normalised, float32), in batches sorted by length."""
         import torch
 
-        from medtune.tasks.base import autocast
+        from medtune.runtime import autocast
 
         self._load()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -323,7 +323,7 @@ class Linker:
     ``labels``: span labels to link (``None``: every span). ``components``: the subset of
     :data:`COMPONENTS` to run (always in the order of :data:`COMPONENTS`, except that an abbreviation
     the document defines is tried before the train dictionary when ``abbreviation_first``). ``encoder``:
-    a model name or path for :func:`medtune.model_io.resolve_base_model` (``default`` is
+    a model name or path for :func:`medtune.models.store.resolve_base_model` (``default`` is
     ``sentence-transformers/all-MiniLM-L6-v2``). ``prefer``: at the same normalisation level, whether a
     vocabulary name (``vocab``) or a training mention (``train``) wins. ``composite_min_score``: the
     lowest score a dense part of a composite may have for the composite reading to be accepted.

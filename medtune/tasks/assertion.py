@@ -54,7 +54,7 @@ class AssertionTask(MarkedSpanTask):
                 "context_chars": m.context_chars, "dropout": m.dropout, "head": "linear"}
 
     def build_model(self, encoder: nn.Module) -> nn.Module:
-        from medtune.modeling import MarkedSpanModel
+        from medtune.models.heads import MarkedSpanModel
 
         return MarkedSpanModel(encoder, len(self.labels), num_markers=1, use_cls=True,
                                dropout=self.meta.get("dropout", 0.1))
@@ -122,7 +122,7 @@ def assertion_metrics(gold: list[Document], pred: list[Document], attribute: str
     The headline ``f1`` is the F1 of ``positive_label`` (default: ``negated`` when it is a value),
     else the macro F1.
     """
-    from medtune.metrics import _pair_docs, _prf_table
+    from medtune.evaluation.metrics import _pair_docs, _prf_table
 
     tp, fp, fn = Counter(), Counter(), Counter()
     confusion: Counter = Counter()

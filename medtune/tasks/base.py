@@ -7,8 +7,6 @@ into documents. It is created from a training config (``from_config``) or from a
 
 from __future__ import annotations
 
-import contextlib
-import os
 from abc import ABC, abstractmethod
 from typing import Any, Iterable, Iterator
 
@@ -16,49 +14,6 @@ import torch
 from torch import nn
 
 from medtune.document import Document
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when this CPU has AVX-512 BF16 or AMX (bf16 autocast pays only then)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = handle.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_bf16(setting: str | bool | None, device: torch.device | None = None) -> bool:
-    """Turn ``auto``/``true``/``false`` into a decision for this machine."""
-    if isinstance(setting, bool):
-        return setting
-    if setting in (None, "false"):
-        return False
-    if setting == "true":
-        return True
-    device = device or torch.device("cpu")
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return cpu_has_native_bf16()
-
-
-def autocast(device: torch.device, enabled: bool):
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown CPU"
 
 
 def pad(sequences: list[list[int]], value: int) -> torch.Tensor:
@@ -142,7 +97,3 @@ class Task(ABC):
         """Dev-split predictions that choose the best epoch: made as the finished model will make them
         (a task with post-hoc parameters fits them first, as ``after_training`` will)."""
         return list(self.predict(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16))
-
-
-def default_threads() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -18,7 +18,8 @@ from torch import nn
 
 from medtune.document import Document, label_set
 from medtune.errors import DataFormatError
-from medtune.tasks.base import Task, autocast, pad
+from medtune.runtime import autocast
+from medtune.tasks.base import Task, pad
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class ClassificationTask(Task):
         }
 
     def build_model(self, encoder: nn.Module) -> nn.Module:
-        from medtune.modeling import SequenceClassificationModel
+        from medtune.models.heads import SequenceClassificationModel
 
         m = self.meta
         return SequenceClassificationModel(
@@ -216,7 +217,7 @@ class ClassificationTask(Task):
         return [self.decide(doc, p) for doc, p in zip(dev_docs, probs)]
 
     def metrics(self, gold: list[Document], pred: list[Document], **options: Any) -> dict[str, Any]:
-        from medtune.metrics import classification_metrics
+        from medtune.evaluation.metrics import classification_metrics
 
         return classification_metrics(gold, pred, self.labels, multi_label=self.multi_label,
                                       ignore_labels=options.get("ignore_labels"),

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from medtune.document import Document
-from medtune.tasks.base import Task, autocast, pad, special_tokens
+from medtune.runtime import autocast
+from medtune.tasks.base import Task, pad, special_tokens
 
 
 @dataclass(frozen=True)

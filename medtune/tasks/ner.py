@@ -22,7 +22,8 @@ from torch import nn
 
 from medtune.document import Document, Span, label_set
 from medtune.errors import DataFormatError
-from medtune.tasks.base import Task, autocast, pad, special_tokens
+from medtune.runtime import autocast
+from medtune.tasks.base import Task, pad, special_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ class NerTask(Task):
         }
 
     def build_model(self, encoder: nn.Module) -> nn.Module:
-        from medtune.modeling import TokenTaggingModel
+        from medtune.models.heads import TokenTaggingModel
 
         return TokenTaggingModel(encoder, len(self.tags), head=self.meta["head"],
                                  dropout=self.meta.get("dropout", 0.1))
@@ -384,7 +385,7 @@ class NerTask(Task):
 
     # ---------------------------------------------------------------- metrics
     def metrics(self, gold: list[Document], pred: list[Document], **options: Any) -> dict[str, Any]:
-        from medtune.metrics import span_metrics
+        from medtune.evaluation.metrics import span_metrics
 
         return span_metrics(gold, pred, labels=self.labels)
 

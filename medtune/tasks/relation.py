@@ -72,7 +72,7 @@ class RelationTask(MarkedSpanTask):
         }
 
     def build_model(self, encoder: nn.Module) -> nn.Module:
-        from medtune.modeling import MarkedSpanModel
+        from medtune.models.heads import MarkedSpanModel
 
         return MarkedSpanModel(encoder, len(self.classes), num_markers=2, dropout=self.meta.get("dropout", 0.1))
 
@@ -155,8 +155,6 @@ class RelationTask(MarkedSpanTask):
         skipped = 0
         if self.meta.get("distant_negatives"):
             docs = list(docs) + distant_negative_docs(docs)
-        if self.meta.get("negatives_from_model"):
-            docs = list(docs) + model_negative_docs(docs, self.meta["negatives_from_model"])
         for doc in docs:
             doc = doc.copy()
             for head, tail in self.candidates(doc):
@@ -198,7 +196,7 @@ class RelationTask(MarkedSpanTask):
 
     # --------------------------------------------------------------- metrics
     def metrics(self, gold: list[Document], pred: list[Document], **options: Any) -> dict[str, Any]:
-        from medtune.metrics import id_relation_metrics, relation_metrics
+        from medtune.evaluation.metrics import id_relation_metrics, relation_metrics
 
         result = relation_metrics(gold, pred, self.labels)
         if self.group_by == "id":
@@ -246,41 +244,6 @@ def distant_negative_docs(docs: list[Document], max_words: int = 6) -> list[Docu
             found.metadata["distant_negative"] = True
             out.append(found)
     logger.info("distant negatives: %d unannotated documents with at least two lexicon mentions", len(out))
-    return out
-
-
-def model_negative_docs(docs: list[Document], model_dir: str, batch_size: int = 64) -> list[Document]:
-    """Unannotated training documents with the spans a NER model predicts in them.
-
-    Like ``distant_negative_docs``, for corpora that annotate entities only where a relation holds, but
-    the spans are those the pipeline's own NER model proposes (its vocabulary and its boundaries), so the
-    relation model is trained on the candidates it will meet in text that reports no relation. Every
-    pair counts as a negative.
-    """
-    from pathlib import Path
-
-    from medtune.errors import ConfigError
-    from medtune.inference import Predictor
-    from medtune.model_io import load_model
-
-    path = Path(model_dir)
-    if not (path / "config.json").exists():
-        raise ConfigError(f"model.negatives_from_model: '{model_dir}' is not a model directory",
-                          fix="give the directory written by `medtune train` for a NER model")
-    empty = [d for d in docs if not (d.spans or d.relations or d.labels)]
-    if not empty:
-        return []
-    model, tokenizer, task = load_model(path, expected_task="ner")
-    nlp = Predictor(model, tokenizer, task, device=next(model.parameters()).device, mode="auto",
-                    batch_size=batch_size)
-    out = []
-    inputs = (Document(id=d.id, text=d.text, metadata=dict(d.metadata)) for d in empty)
-    for pred in nlp.pipe(inputs):
-        if len(pred.spans) >= 2:
-            pred.metadata["model_negative"] = True
-            out.append(pred)
-    logger.info("model negatives: %d of %d unannotated documents with at least two predicted spans",
-                len(out), len(empty))
     return out
 
 

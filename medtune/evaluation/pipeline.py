@@ -78,7 +78,7 @@ def _need(pipe: Any, kind: str, label: str | None = None) -> Any:
 
 
 def _relation(pipe: Any, gold: list[Document], batch_size: int, errors: int) -> dict[str, Any]:
-    from medtune.metrics import id_relation_metrics, relation_errors, relation_metrics, span_metrics
+    from medtune.evaluation.metrics import id_relation_metrics, relation_errors, relation_metrics, span_metrics
 
     _need(pipe, "ner")
     _need(pipe, "relation")
@@ -109,7 +109,7 @@ def _only(doc: Document, labels: list[str]) -> Document:
 
 
 def _ner(pipe: Any, gold: list[Document], batch_size: int) -> dict[str, Any]:
-    from medtune.metrics import span_metrics
+    from medtune.evaluation.metrics import span_metrics
 
     _need(pipe, "ner")
     pred = list(pipe.pipe([_bare(d) for d in gold], batch_size=batch_size,

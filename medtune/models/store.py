@@ -85,7 +85,7 @@ def load_model(model_dir: str | Path, *, expected_task: str | None = None,
     from safetensors.torch import load_model as load_safetensors
     from transformers import AutoConfig, AutoTokenizer
 
-    from medtune.modeling import build_encoder
+    from medtune.models.heads import build_encoder
 
     model_dir = Path(model_dir)
     meta = read_meta(model_dir)

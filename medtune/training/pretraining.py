@@ -96,9 +96,9 @@ def pretrain_mlm(
     from transformers import (AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling,
                               TrainingArguments, set_seed)
 
-    from medtune.model_io import resolve_base_model
-    from medtune.modeling import quiet_loading
-    from medtune.tasks.base import cpu_name, resolve_bf16
+    from medtune.models.store import resolve_base_model
+    from medtune.models.heads import quiet_loading
+    from medtune.runtime import cpu_name, resolve_bf16
 
     base = resolve_base_model(base_model)
     tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=False)

@@ -15,7 +15,7 @@ def evaluate(model_dir: str | Path, data: str, *, split: str = "test", format: s
     """Predict ``data`` with the model and score it; the result's ``f1`` is the headline figure."""
     import medtune
     from medtune.data import resolve_documents
-    from medtune.metrics import span_errors
+    from medtune.evaluation.metrics import span_errors
 
     nlp = medtune.load(model_dir, mode=mode, batch_size=batch_size)
     gold, source = resolve_documents(data, split, format)
@@ -29,7 +29,7 @@ def evaluate(model_dir: str | Path, data: str, *, split: str = "test", format: s
     if errors and nlp.task.name == "ner":
         result["errors"] = span_errors(gold, pred, errors)
     elif errors and nlp.task.name == "relation":
-        from medtune.metrics import relation_errors
+        from medtune.evaluation.metrics import relation_errors
 
         result["errors"] = relation_errors(gold, pred, errors)
     elif errors and nlp.task.name == "assertion":

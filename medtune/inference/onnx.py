@@ -70,7 +70,7 @@ def _require_onnx():
 
 # --------------------------------------------------------------------------- helpers
 def weights_digest(model_dir: str | Path) -> str:
-    from medtune.model_io import WEIGHTS_NAME
+    from medtune.models.store import WEIGHTS_NAME
 
     digest = hashlib.sha256()
     with open(Path(model_dir) / WEIGHTS_NAME, "rb") as handle:
@@ -159,7 +159,7 @@ def export_onnx(model_dir: str | Path, *, quantize: str | None = None, output: s
     ort = require_onnxruntime("ONNX export")
     onnx = _require_onnx()
     import medtune
-    from medtune.model_io import load_model
+    from medtune.models.store import load_model
 
     model_dir = Path(model_dir)
     model, _tokenizer, task = load_model(model_dir, device="cpu")
@@ -351,7 +351,7 @@ def load_onnx_model(model_dir: str | Path, *, quantized: bool = False, onnx_dir:
     from safetensors import safe_open
     from transformers import AutoConfig, AutoTokenizer
 
-    from medtune.model_io import WEIGHTS_NAME, read_meta
+    from medtune.models.store import WEIGHTS_NAME, read_meta
     from medtune.tasks import task_class
 
     model_dir = Path(model_dir)

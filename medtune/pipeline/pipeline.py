@@ -109,7 +109,7 @@ class Component:
         if self.kind in ("ner", "classification", "relation") or (
                 self.kind == "assertion" and self.config.backend == "model"):
             import medtune
-            from medtune.model_io import read_meta
+            from medtune.models.store import read_meta
 
             expected = "assertion" if self.kind == "assertion" else self.kind
             for path in self.model_paths:

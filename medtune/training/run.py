@@ -25,10 +25,10 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from medtune.config import RunConfig
 from medtune.data import load_split, split_source
 from medtune.errors import ConfigError
-from medtune.model_io import resolve_base_model, save_model
-from medtune.runtime import allocator_tuned, tune_allocator
+from medtune.models.store import resolve_base_model, save_model
+from medtune.runtime import allocator_tuned, cpu_name, default_threads, resolve_bf16, tune_allocator
 from medtune.tasks import Task, task_class
-from medtune.tasks.base import cpu_name, default_threads, resolve_bf16
+from medtune.training.negatives import with_model_negatives
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def train(config: RunConfig, output_dir: str | Path | None = None, *, resume: bo
     """
     from transformers import AutoTokenizer
 
-    from medtune.modeling import build_encoder
+    from medtune.models.heads import build_encoder
 
     out = Path(output_dir or config.output_dir or "")
     if not str(out) or str(out) == ".":
@@ -148,7 +148,7 @@ def train(config: RunConfig, output_dir: str | Path | None = None, *, resume: bo
         task.check_documents(dev_docs, source=split_source(config.data, "dev"), training=False)
 
     model = task.build_model(build_encoder(base))
-    features = task.encode_for_training(train_docs)
+    features = task.encode_for_training(with_model_negatives(train_docs, meta.get("negatives_from_model")))
     lengths = [task.feature_length(f) for f in features] if tc.group_by_length else None
     use_cpu = not torch.cuda.is_available()
     device = torch.device("cpu" if use_cpu else "cuda")
@@ -178,7 +178,7 @@ def train(config: RunConfig, output_dir: str | Path | None = None, *, resume: bo
         greater_is_better=True,
         logging_steps=tc.logging_steps,
         disable_tqdm=not tc.progress_bar,
-        report_to="none",
+        report_to=tc.report_to,
         remove_unused_columns=False,
         dataloader_num_workers=0,
         save_only_model=False,
@@ -235,7 +235,7 @@ def _write_model_dir(out: Path, model: torch.nn.Module, tokenizer: Any, task: Ta
                      metrics: dict[str, Any]) -> None:
     """Write the model files into a temporary folder, then move them in with config.json last."""
     from medtune.fileutils import atomic_write
-    from medtune.modelcard import model_card
+    from medtune.models.card import model_card
 
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / ".incoming"

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from medtune.errors import DocumentError
+from medtune.errors import DocumentError, describe, quote_id
 
 
 @dataclass
@@ -156,20 +156,23 @@ class Document:
         return clone
 
     # --------------------------------------------------------------- validation
-    def validate(self, *, source: str | None = None) -> "Document":
+    def validate(self, *, source: str | None = None, name: str | None = None) -> "Document":
         """Check offsets, span texts and relation references; raise ``DocumentError`` on the first fault.
 
-        ``source`` (a file name) is added to the message so that users know where to look.
+        ``source`` (a file name) is added to the message so that users know where to look; ``name``
+        replaces "document '<id>'" in it (a reader that knows the line says "the document"). The id
+        is quoted only when it is id-shaped and labels never are (see :mod:`medtune.errors`).
         """
-        where = f"document '{self.id}'"
+        where = name if name is not None else f"document {quote_id(self.id)}"
         if not isinstance(self.text, str):
-            raise DocumentError(f"{where} has no text", path=source, field="text",
+            raise DocumentError(f"{where} has no text ({describe(self.text)})", path=source, field="text",
                                 fix="give every document a 'text' string")
         n = len(self.text)
         for i, span in enumerate(self.spans):
+            _check_span_types(span, i, where, source)
             if not (0 <= span.start < span.end <= n):
                 raise DocumentError(
-                    f"{where}: span {i} ({span.label}) has offsets [{span.start}, {span.end}) outside "
+                    f"{where}: span {i} has offsets [{span.start}, {span.end}) outside "
                     f"the text of length {n} or is empty",
                     path=source, field=f"spans[{i}]",
                     fix="offsets are 0-based character offsets with start < end <= len(text)",
@@ -184,7 +187,7 @@ class Document:
                         )
             elif span.text is not None and self.text[span.start:span.end] != span.text:
                 raise DocumentError(
-                    f"{where}: span {i} ({span.label}) text does not match the document text at "
+                    f"{where}: span {i} text does not match the document text at "
                     f"[{span.start}, {span.end})",
                     path=source, field=f"spans[{i}].text",
                     fix="check that offsets count characters (not bytes) from the start of 'text'",
@@ -199,7 +202,7 @@ class Document:
                 ref = getattr(rel, role)
                 if ref not in known:
                     raise DocumentError(
-                        f"{where}: relation {i} ({rel.label}) refers to unknown span id '{ref}' as {role}",
+                        f"{where}: relation {i} refers to unknown span id {quote_id(ref)} as {role}",
                         path=source, field=f"relations[{i}].{role}",
                         fix="relations refer to spans by their 'id'",
                     )
@@ -236,6 +239,28 @@ class Document:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_span_types(span: Span, i: int, where: str, source: str | None) -> None:
+    """Offsets must be ints (a float or a bool would index the text wrongly or not at all)."""
+    bad = None
+    if not (_is_int(span.start) and _is_int(span.end)):
+        bad = ("start/end", f"offsets that are not integers ({describe(span.start)}, {describe(span.end)})")
+    elif not isinstance(span.label, str):
+        bad = ("label", f"a label that is {describe(span.label)}, not a string")
+    elif span.text is not None and not isinstance(span.text, str):
+        bad = ("text", f"a text that is {describe(span.text)}, not a string")
+    elif span.fragments is not None and not all(
+            isinstance(f, (tuple, list)) and len(f) == 2 and _is_int(f[0]) and _is_int(f[1])
+            for f in span.fragments):
+        bad = ("fragments", "fragments that are not [start, end] integer pairs")
+    if bad is not None:
+        raise DocumentError(f"{where}: span {i} has {bad[1]}", path=source, field=f"spans[{i}].{bad[0]}",
+                            fix="offsets are 0-based integer character offsets; labels are strings")
 
 
 def label_set(docs: Iterable[Document], kind: str = "spans") -> list[str]:

@@ -1,13 +1,77 @@
 """Errors users can act on.
 
 Every error says where the problem is (file, line, field or document id), what is wrong and how to
-fix it. None of them ever includes note text: documents may hold PHI, so messages name positions and
-ids, never content.
+fix it, as ``[E1xx] path:line, field 'spans[0].start': what is wrong. Fix: what to do``.
+
+What an error may quote
+-----------------------
+Documents may hold PHI, and a malformed file may put note text in any column, so one rule holds for
+every message, whatever produced it:
+
+* Always allowed: file paths, line numbers, column indices, field names medtune defines
+  (``spans[3].start``), lengths, counts, offsets that were parsed as integers, value *types*
+  (:func:`describe`) and medtune's own option names and values.
+* Allowed only after a strict check: identifiers and labels read from input, and only when
+  :func:`quote_id` accepts them (one short token of letters, digits and ``_.:/+#-``, no whitespace).
+  Anything else is described, never shown (:func:`quote_id` does both).
+* Never: cell contents, text lines, mention texts, attribute values, header cells of a file that may
+  not have a header, or any other free-form value -- not even shortened.
+
+Codes
+-----
+``DataFormatError`` takes ``code=``, so that one class carries the finer codes of the readers (all
+listed in ``docs/errors.md``): E100 data file of the wrong shape (default), E101 unknown or invalid
+reader option, E102 a JSONL line that is not strict JSON (NaN/Infinity, huge numbers, deep nesting,
+duplicate keys), E103 a JSONL field of the wrong type or unknown, E104 text that cannot be encoded as
+UTF-8 (lone surrogates), E105 an offset that is not a plain non-negative integer, E106 invalid
+``metadata.tokens``, E107 a table column that is missing or ambiguous, E110 an inconsistent document.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
+from typing import Any
+
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/+#-]{0,63}")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def describe(value: Any) -> str:
+    """What ``value`` is, without showing it: ``"a string of 42 characters"``, ``"an integer"``, ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number with a fraction" if math.isfinite(value) else "a non-finite number"
+    if isinstance(value, str):
+        return f"a string of {_plural(len(value), 'character')}"
+    if isinstance(value, (bytes, bytearray)):
+        return f"{_plural(len(value), 'byte')} of binary data"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {_plural(len(value), 'item')}"
+    if isinstance(value, dict):
+        return f"an object with {_plural(len(value), 'key')}"
+    return f"a value of type {type(value).__name__}"
+
+
+def is_id_token(value: Any) -> bool:
+    """True when ``value`` may be quoted in an error: one short id-shaped token (see the module doc)."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+
+
+def quote_id(value: Any) -> str:
+    """``'T12'`` for an id-shaped token, else a description in angle brackets (the value not shown)."""
+    if is_id_token(value):
+        return f"'{value}'"
+    return f"<{describe(value)}, not shown>"
 
 
 class MedtuneError(Exception):
@@ -37,7 +101,11 @@ class DataFormatError(MedtuneError):
         line: int | None = None,
         field: str | None = None,
         fix: str | None = None,
+        code: str | None = None,
     ) -> None:
+        if code is not None:
+            self.code = code
+        self.detail = message
         self.path = str(path) if path is not None else None
         self.line = line
         self.field = field
@@ -50,6 +118,14 @@ class DataFormatError(MedtuneError):
             where.append(f"field '{field}'")
         prefix = ", ".join(where)
         super().__init__(f"{prefix}: {message}" if prefix else message, fix=fix)
+
+
+    def located(self, *, path: str | Path | None = None, line: int | None = None,
+                field: str | None = None) -> "DataFormatError":
+        """The same error (class, code, message, fix) with the location filled in where given."""
+        return type(self)(self.detail, path=path if path is not None else self.path,
+                          line=line if line is not None else self.line,
+                          field=field if field is not None else self.field, fix=self.fix, code=self.code)
 
 
 class DocumentError(DataFormatError):

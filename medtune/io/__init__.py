@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from medtune.document import Document
-from medtune.errors import DataFormatError
+from medtune.errors import DataFormatError, quote_id
+from medtune.io._common import E_OPTION, check_options
 from medtune.io.bioc import read_bioc
 from medtune.io.brat import read_brat, write_brat
 from medtune.io.conll import read_conll, spans_from_tags, tags_from_spans, tokenize, write_conll
@@ -21,6 +22,7 @@ from medtune.io.tabular import read_table
 
 __all__ = [
     "READ_FORMATS", "WRITE_FORMATS", "read_documents", "write_documents", "guess_format",
+    "known_input_suffix",
     "read_conll", "write_conll", "spans_from_tags", "tags_from_spans", "tokenize",
     "read_pubtator", "write_pubtator", "read_brat", "write_brat", "read_bioc",
     "read_jsonl", "write_jsonl", "JsonlWriter", "read_table",
@@ -69,13 +71,33 @@ _SUFFIXES = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".xml": "bioc", ".ann": "brat", ".csv": "csv",
     ".conll": "conll", ".iob": "conll", ".bio": "conll", ".pubtator": "pubtator",
 }
+# Suffixes some reader reads but whose format is ambiguous: .txt (brat text or PubTator), .tsv (CoNLL
+# or a table), .tab (a table, see medtune.io.tabular).
+_AMBIGUOUS_SUFFIXES = (".txt", ".tsv", ".tab")
+
+# The keyword options of each format's reader (the csv/tsv/table wrappers take read_table's).
+_OPTION_SOURCE: dict[str, Callable[..., Iterator[Document]]] = {
+    "csv": read_table, "tsv": read_table, "table": read_table,
+}
+
+
+def known_input_suffix(path: str | Path) -> bool:
+    """True when the suffix of ``path`` (any case) is one some reader reads.
+
+    That is ``.jsonl .ndjson .xml .ann .csv .tsv .tab .txt .conll .iob .bio .pubtator``; ``.json``
+    is not (no reader reads a JSON array). Unlike :func:`guess_format` it does not say which format
+    nor look at the file system.
+    """
+    suffix = Path(str(path)).suffix.lower()
+    return suffix in _SUFFIXES or suffix in _AMBIGUOUS_SUFFIXES
 
 
 def guess_format(path: str | Path) -> str:
     """The format name for ``path`` when its suffix (or being a directory) says it unambiguously.
 
     ``.tsv`` (CoNLL tags or a table?) and ``.txt`` (PubTator or brat text?) are ambiguous and raise
-    an error that lists the ``format=`` values.
+    an error that lists the ``format=`` values. Suffixes are compared case-insensitively
+    (``NOTES.JSONL``, ``X.PubTator.TXT``).
     """
     path = Path(path)
     if path.is_dir():
@@ -98,11 +120,15 @@ def read_documents(path: str | Path, format: str | None = None, **options: Any) 
     ``options`` go to the format's reader (e.g. ``tag_column`` for CoNLL, ``text_column`` for tables).
     """
     path = Path(path)
+    if format is not None and not isinstance(format, str):
+        raise DataFormatError("format= must be a string", path=path, field="format", code=E_OPTION,
+                              fix=f"use one of {', '.join(sorted(READ_FORMATS))}")
     fmt = (format or guess_format(path)).lower()
     reader = READ_FORMATS.get(fmt)
     if reader is None:
-        raise DataFormatError(f"unknown format '{format}'", path=path, field="format",
-                              fix=f"use one of {', '.join(sorted(READ_FORMATS))}")
+        raise DataFormatError(f"unknown format {quote_id(format)}", path=path, field="format",
+                              code=E_OPTION, fix=f"use one of {', '.join(sorted(READ_FORMATS))}")
+    check_options(_OPTION_SOURCE.get(fmt, reader), options, path, fmt)
     return reader(path, **options)
 
 
@@ -118,6 +144,6 @@ def write_documents(docs: Iterable[Document], path: str | Path, format: str | No
                                                      else None)
     writer = WRITE_FORMATS.get(fmt or "")
     if writer is None:
-        raise DataFormatError(f"cannot write format '{format}'", path=path, field="format",
+        raise DataFormatError(f"cannot write format {quote_id(format)}", path=path, field="format",
                               fix=f"use one of {', '.join(sorted(WRITE_FORMATS))}")
     return writer(docs, path, **options)

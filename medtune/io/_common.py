@@ -6,16 +6,90 @@ documented on the public readers that use them.
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Callable, Iterator, Literal
 
-from medtune.errors import DataFormatError
+from medtune.errors import DataFormatError, describe, quote_id
 
 DuplicatePolicy = Literal["rename", "skip", "error"]
 
 _MESH_RE = re.compile(r"^[DC]\d+$")
 _MESH_PREFIXED_RE = re.compile(r"^MESH:([DC]\d+)$")
+_OFFSET_RE = re.compile(r"[0-9]{1,18}")
+_LINE_END_RE = re.compile(rb"(\r\n|\r|\n)")
+_UTF8_FIX = "re-encode the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 IN > OUT`"
+E_OPTION, E_OFFSET = "E101", "E105"
+
+
+def parse_offset(value: str | None) -> int | None:
+    """A character offset written as plain ASCII digits (surrounding whitespace allowed), else ``None``.
+
+    Stricter than ``int()``, which would also take ``"1_000"``, ``"+5"``, ``"\u0661"`` and numbers
+    with thousands of digits: none of those is an offset any corpus writes.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if _OFFSET_RE.fullmatch(value) else None
+
+
+def iter_lines_universal(path: str | Path, *, keepends: bool = False) -> Iterator[tuple[int, str]]:
+    """Like :func:`medtune.fileutils.iter_lines` but a line ends at LF, CRLF or a lone CR (old Mac).
+
+    Streams; line numbers count those lines; with ``keepends`` each line keeps its own ending (what
+    the ``csv`` module needs). Non-UTF-8 bytes raise ``DataFormatError`` naming file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError("file not found" if not path.exists() else "not a file", path=path,
+                              fix="check the path (relative paths are resolved from the current directory)")
+    number = 0
+    with open(path, "rb") as handle:
+        for raw in handle:  # ends after each LF, so a CRLF pair is never split across two reads
+            pieces = _LINE_END_RE.split(raw)
+            for k in range(0, len(pieces), 2):
+                body = pieces[k]
+                end = pieces[k + 1] if k + 1 < len(pieces) else b""
+                if not body and not end:
+                    continue
+                number += 1
+                try:
+                    line = (body + end if keepends else body).decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise DataFormatError(f"not valid UTF-8 (byte {err.start} of the line)", path=path,
+                                          line=number, fix=_UTF8_FIX) from None
+                if number == 1 and line.startswith("\ufeff"):
+                    line = line[1:]
+                yield number, line
+
+
+def check_options(reader: Callable[..., Any], options: dict[str, Any], path: str | Path,
+                  fmt: str) -> None:
+    """Refuse options ``reader`` does not take, listing those it does (instead of a ``TypeError``)."""
+    params = inspect.signature(reader).parameters
+    valid = sorted(name for name, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY)
+    unknown = [name for name in options if name not in valid]
+    if unknown:
+        shown = ", ".join(quote_id(name) for name in sorted(unknown))
+        raise DataFormatError(
+            f"the {fmt} reader has no option {shown}", path=path, field="options", code=E_OPTION,
+            fix=f"use only {', '.join(valid) or 'no options'} for format={fmt}",
+        )
+
+
+def check_choice(value: Any, choices: tuple[str, ...], option: str, path: str | Path | None) -> None:
+    """A reader option with a fixed set of values gets a coded error, not a ``ValueError``."""
+    if not isinstance(value, str) or value not in choices:
+        raise DataFormatError(f"{option} must be one of {', '.join(choices)}", path=path, field=option,
+                              code=E_OPTION, fix=f"pass {option}=" + " or ".join(f"'{c}'" for c in choices))
+
+
+def check_int_option(value: Any, option: str, path: str | Path | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DataFormatError(f"{option} must be an integer, not {describe(value)}", path=path, field=option,
+                              code=E_OPTION, fix=f"pass {option} as a 0-based column index (an int)")
 
 
 def normalize_id(raw: str) -> str | None:
@@ -62,8 +136,7 @@ class DuplicateIds:
     """
 
     def __init__(self, policy: DuplicatePolicy, path: str | Path) -> None:
-        if policy not in ("rename", "skip", "error"):
-            raise ValueError(f"duplicates must be 'rename', 'skip' or 'error', not {policy!r}")
+        check_choice(policy, ("rename", "skip", "error"), "duplicates", path)
         self.policy = policy
         self.path = path
         self.seen: dict[str, int] = {}
@@ -78,7 +151,7 @@ class DuplicateIds:
             return None
         if self.policy == "error":
             raise DataFormatError(
-                f"document id '{doc_id}' occurs more than once", path=self.path, line=line,
+                f"document id {quote_id(doc_id)} occurs more than once", path=self.path, line=line,
                 fix="remove the duplicate, or read with duplicates='rename' or 'skip'",
             )
         return f"{doc_id}-{count}"
@@ -88,7 +161,7 @@ def check_one_line(value: str, *, what: str, doc_id: str, path: str | Path) -> N
     """Line-based formats cannot hold tabs or newlines inside a field; say so instead of corrupting."""
     if any(ch in value for ch in "\t\n\r"):
         raise DataFormatError(
-            f"document '{doc_id}': {what} contains a tab or a line break, which this line-based "
+            f"document {quote_id(doc_id)}: {what} contains a tab or a line break, which this line-based "
             "format cannot store", path=path,
             fix="replace tabs and line breaks (e.g. by spaces) before writing, or write JSONL",
         )

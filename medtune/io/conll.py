@@ -20,14 +20,16 @@ follows seqeval's strict mode (``seqeval.scheme.IOB2``) exactly: only ``B-X`` st
 from __future__ import annotations
 
 import bisect
+import operator
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Sequence
 
 from medtune.document import Document, Span
-from medtune.errors import DataFormatError
-from medtune.fileutils import atomic_write, iter_lines
+from medtune.errors import DataFormatError, describe, quote_id
+from medtune.fileutils import atomic_write
+from medtune.io._common import E_OPTION, check_int_option, iter_lines_universal
 
 __all__ = ["read_conll", "write_conll", "spans_from_tags", "tags_from_spans", "tokenize"]
 
@@ -140,7 +142,15 @@ def _check_offsets(token_offsets: Sequence[Sequence[int]],
     out: list[tuple[int, int]] = []
     prev_end = 0
     for i, pair in enumerate(token_offsets):
-        start, end = int(pair[0]), int(pair[1])
+        try:
+            if len(pair) != 2 or any(isinstance(x, bool) for x in pair):
+                raise TypeError
+            start, end = operator.index(pair[0]), operator.index(pair[1])
+        except TypeError:
+            raise DataFormatError(
+                f"token {i} is {describe(pair)}, not a [start, end] pair of integers", field=f"tokens[{i}]",
+                code="E106", fix="token offsets are [start, end] pairs of integer character offsets",
+            ) from None
         if start < prev_end or end <= start or (n_text is not None and end > n_text):
             raise DataFormatError(
                 f"token {i} has offsets [{start}, {end}) that are empty, out of order, overlap the "
@@ -204,8 +214,8 @@ def tags_from_spans(doc: Document, token_offsets: Sequence[Sequence[int]],
     try:
         offsets = _check_offsets(token_offsets, len(doc.text))
     except DataFormatError as err:
-        raise DataFormatError(f"document '{doc.id}': {err.message}", field=f"metadata.{err.field}",
-                              fix=err.fix) from None
+        raise DataFormatError(f"document {quote_id(doc.id)}: {err.detail}",
+                              field=f"metadata.{err.field}", fix=err.fix, code=err.code) from None
     starts = [a for a, _ in offsets]
     ends = [b for _, b in offsets]
     tags = ["O"] * len(offsets)
@@ -214,16 +224,16 @@ def tags_from_spans(doc: Document, token_offsets: Sequence[Sequence[int]],
     for idx, span in enumerate(doc.spans):
         if span.is_discontinuous:
             raise DataFormatError(
-                f"document '{doc.id}': span {idx} ({span.label}) is discontinuous, which token tags "
-                "cannot represent", field=f"spans[{idx}]",
+                f"document {quote_id(doc.id)}: span {idx} ({quote_id(span.label)}) is discontinuous, "
+                "which token tags cannot represent", field=f"spans[{idx}]",
                 fix="replace it by its extent (drop 'fragments') or drop it before tagging",
             )
         i = bisect.bisect_right(ends, span.start)
         j = bisect.bisect_left(starts, span.end)
         if i >= j:
             raise DataFormatError(
-                f"document '{doc.id}': span {idx} ({span.label}) at [{span.start}, {span.end}) covers "
-                "no token", field=f"spans[{idx}]",
+                f"document {quote_id(doc.id)}: span {idx} ({quote_id(span.label)}) at "
+                f"[{span.start}, {span.end}) covers no token", field=f"spans[{idx}]",
                 fix="check the span offsets and the tokenisation (a span must overlap a token)",
             )
         if (i, j, span.label) in seen:
@@ -232,8 +242,8 @@ def tags_from_spans(doc: Document, token_offsets: Sequence[Sequence[int]],
             other = owner[k]
             if other is not None:
                 raise DataFormatError(
-                    f"document '{doc.id}': spans {other} ({doc.spans[other].label}) and {idx} "
-                    f"({span.label}) overlap, which BIO tags cannot represent",
+                    f"document {quote_id(doc.id)}: spans {other} ({quote_id(doc.spans[other].label)}) "
+                    f"and {idx} ({quote_id(span.label)}) overlap, which BIO tags cannot represent",
                     field=f"spans[{idx}]", fix=_OVERLAP_FIX,
                 )
             owner[k] = idx
@@ -325,14 +335,15 @@ def read_conll(path: str | Path, *, tag_column: int = -1, token_column: int = 0,
     ``delimiter=None`` splits a line on tabs when it has one, else on any whitespace. With
     ``docstart=True`` a ``-DOCSTART-`` line ends the current sentence and is skipped; with
     ``False`` it is read as an ordinary token. Document ids are ``f"{doc_id_prefix or stem}-{n}"``,
-    ``n`` the 0-based sentence index in the file.
+    ``n`` the 0-based sentence index in the file. Lines may end in LF, CRLF or a lone CR.
     """
     path = Path(path)
+    _check_reader_options(path, tag_column, token_column, delimiter, doc_id_prefix)
     prefix = doc_id_prefix if doc_id_prefix is not None else path.stem
     tracker = _SchemeTracker(path)
     rows: list[tuple[int, str, str]] = []
     count = 0
-    for number, line in iter_lines(path):
+    for number, line in iter_lines_universal(path):
         if not line.strip():
             if rows:
                 yield _sentence(rows, f"{prefix}-{count}", path, tracker)
@@ -349,6 +360,16 @@ def read_conll(path: str | Path, *, tag_column: int = -1, token_column: int = 0,
         rows.append((number, *_token_and_tag(fields, token_column, tag_column, path, number)))
     if rows:
         yield _sentence(rows, f"{prefix}-{count}", path, tracker)
+
+
+def _check_reader_options(path: Path, tag_column: object, token_column: object, delimiter: object,
+                          doc_id_prefix: object) -> None:
+    check_int_option(tag_column, "tag_column", path)
+    check_int_option(token_column, "token_column", path)
+    for name, value in (("delimiter", delimiter), ("doc_id_prefix", doc_id_prefix)):
+        if value is not None and (not isinstance(value, str) or (name == "delimiter" and value == "")):
+            raise DataFormatError(f"{name} must be a non-empty string or None", path=path, field=name,
+                                  code=E_OPTION, fix=f"pass {name}='\\t' (for example) or leave it out")
 
 
 def _token_and_tag(fields: list[str], token_column: int, tag_column: int, path: Path,
@@ -412,26 +433,26 @@ def _conll_block(doc: Document, path: Path, scheme: EncodeScheme) -> str:
     offsets = tokenize(doc.text) if raw is None else raw
     if not offsets:
         raise DataFormatError(
-            f"document '{doc.id}' has no tokens; CoNLL cannot represent an empty document", path=path,
+            f"document {quote_id(doc.id)} has no tokens; CoNLL cannot represent an empty document", path=path,
             fix="drop empty documents before writing CoNLL",
         )
     try:
         tags = tags_from_spans(doc, offsets, scheme)
     except DataFormatError as err:
-        raise DataFormatError(err.message, path=path, field=err.field, fix=err.fix) from None
+        raise err.located(path=path) from None
     lines = []
     for k, ((start, end), tag) in enumerate(zip(offsets, tags)):
         token = doc.text[start:end]
         if token != token.strip() or any(ch in token for ch in "\t\r\n"):
             raise DataFormatError(
-                f"document '{doc.id}': token {k} starts or ends with whitespace or holds a tab or line "
-                "break", path=path, field=f"metadata.tokens[{k}]",
+                f"document {quote_id(doc.id)}: token {k} starts or ends with whitespace or holds a tab "
+                "or line break", path=path, field=f"metadata.tokens[{k}]",
                 fix="token offsets must not include whitespace at either end; remove 'tokens' to "
                     "re-tokenise",
             )
         if any(ch in tag for ch in "\t\r\n"):
-            raise DataFormatError(f"document '{doc.id}': a span label holds a tab or line break",
-                                  path=path, fix="rename the label")
+            raise DataFormatError(f"document {quote_id(doc.id)}: a span label holds a tab or line "
+                                  "break", path=path, fix="rename the label")
         lines.append(f"{token}\t{tag}\n")
     lines.append("\n")
     return "".join(lines)

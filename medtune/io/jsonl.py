@@ -8,22 +8,31 @@ target only when everything was written).
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Iterable, Iterator
 
-from medtune.document import Document
-from medtune.errors import DataFormatError, DocumentError
-from medtune.fileutils import atomic_write, iter_lines
+from medtune.document import Document, Relation, Span
+from medtune.errors import DataFormatError
+from medtune.fileutils import atomic_write
+from medtune.io._common import iter_lines_universal
+from medtune.io._jsonl_schema import check_tokens, parse_document
 
 __all__ = ["read_jsonl", "write_jsonl", "JsonlWriter"]
 
 
 def read_jsonl(path: str | Path) -> Iterator[Document]:
-    """Stream the documents of a JSONL file; blank lines are skipped."""
+    """Stream the documents of a JSONL file; blank lines are skipped.
+
+    Each line is parsed as strict JSON (no ``NaN``/``Infinity``, no duplicate keys, no numbers of
+    more than 64 digits, at most 100 levels of nesting, no lone surrogates) and checked against a
+    strict schema (:mod:`medtune.io._jsonl_schema`): ``"labels": "positive"``, ``"start": 1.5``,
+    ``"start": true`` or ``"id": null`` are errors naming the file, the line and the field, never
+    silently converted. ``metadata["tokens"]``, when present, must be sorted, non-overlapping
+    ``[start, end]`` integer pairs inside the text. Lines end at LF, CRLF or CR.
+    """
     path = Path(path)
-    for number, line in iter_lines(path):
+    for number, line in iter_lines_universal(path):
         if not line.strip():
             continue
         yield _parse_line(line, path, number)
@@ -31,30 +40,24 @@ def read_jsonl(path: str | Path) -> Iterator[Document]:
 
 def _parse_line(line: str, path: Path, number: int) -> Document:
     try:
-        data = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise DataFormatError(
-            f"not valid JSON ({err.msg} at column {err.colno})", path=path, line=number,
-            fix="write one JSON object per line (a pretty-printed file is not JSONL)",
-        ) from None
-    if not isinstance(data, dict):
-        raise DataFormatError(f"the line holds a JSON {type(data).__name__}, not an object", path=path,
-                              line=number, fix="write one document object per line")
+        data = parse_document(line)
+    except DataFormatError as err:
+        raise err.located(path=path, line=number) from None
+    doc = Document(
+        id=data.id, text=data.text, text_pair=data.text_pair, labels=list(data.labels),
+        label_scores=dict(data.label_scores), metadata=dict(data.metadata),
+        spans=[Span(start=s.start, end=s.end, label=s.label, text=s.text, score=s.score, ids=list(s.ids),
+                    attributes=dict(s.attributes), id=s.id,
+                    fragments=[(a, b) for a, b in s.fragments] if s.fragments is not None else None)
+               for s in data.spans],
+        relations=[Relation(label=r.label, head=r.head, tail=r.tail, score=r.score, id=r.id,
+                            attributes=dict(r.attributes)) for r in data.relations],
+    )
     try:
-        doc = Document.from_dict(data)
-    except KeyError as err:
-        raise DataFormatError(f"missing required field {err.args[0]!r}", path=path, line=number,
-                              field=str(err.args[0]),
-                              fix="every document needs 'id' and 'text'; every span 'start', 'end', "
-                                  "'label'; every relation 'label', 'head', 'tail'") from None
-    except (TypeError, ValueError, AttributeError) as err:
-        raise DataFormatError(f"a field has the wrong type ({type(err).__name__})", path=path, line=number,
-                              fix="compare the line with Document.to_dict(): offsets are integers, "
-                                  "lists are JSON arrays, attributes and metadata are objects") from None
-    try:
-        return doc.validate(source=str(path))
-    except DocumentError as err:
-        raise DocumentError(err.message, path=path, line=number, field=err.field, fix=err.fix) from None
+        check_tokens(doc.metadata.get("tokens", None), len(doc.text), "tokens" in doc.metadata)
+        return doc.validate(source=str(path), name="the document")
+    except DataFormatError as err:
+        raise err.located(path=path, line=number) from None
 
 
 _LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -110,7 +113,16 @@ class JsonlWriter:
             raise RuntimeError("JsonlWriter.write() outside its 'with' block")
         if self.validate:
             doc.validate(source=str(self.path))
-        self._handle.write(_encode(doc))
+        line = _encode(doc)
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DataFormatError(
+                f"the document at position {self.count} holds a lone surrogate, which is not text",
+                path=self.path, code="E104",
+                fix="decode the source text with errors='replace' (or fix it) before writing",
+            ) from None
+        self._handle.write(line)
         self.count += 1
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

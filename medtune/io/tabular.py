@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from medtune.document import Document
-from medtune.errors import DataFormatError
-from medtune.fileutils import iter_lines
+from medtune.errors import DataFormatError, describe, quote_id
+from medtune.io._common import E_OPTION, iter_lines_universal
 
 __all__ = ["read_table"]
 
@@ -33,8 +33,16 @@ def _guess_delimiter(path: Path, delimiter: str | None) -> str:
                           fix="pass delimiter=',' or delimiter='\\t' (or name the file .csv/.tsv)")
 
 
+E_COLUMN = "E107"
+_HEADER_FIX = "look at the first line (e.g. `head -n 1 FILE`); "
+
+
 class _Columns:
-    """Resolves column names or indices against the header, with errors that list what exists."""
+    """Resolves column names or indices against the header.
+
+    Errors give the number of columns and their indices, never the header cells: with
+    ``has_header=True`` on a file without a header, the "header" is the first row of note text.
+    """
 
     def __init__(self, path: Path, header: Sequence[str] | None) -> None:
         self.path = path
@@ -45,31 +53,36 @@ class _Columns:
             if self.header is not None and not -len(self.header) <= column < len(self.header):
                 self._missing(column, option)
             return column
+        if not isinstance(column, str):
+            raise DataFormatError(f"{option} must be a column name or a 0-based index, not "
+                                  f"{describe(column)}", path=self.path, field=option, code=E_OPTION,
+                                  fix=f"pass {option} as a string (header name) or an int")
         if self.header is None:
             raise DataFormatError(
-                f"{option}={column!r} is a name, but the file is read without a header", path=self.path,
-                field=option, fix="give columns as 0-based integers, or read with has_header=True",
+                f"{option}={quote_id(column)} is a name, but the file is read without a header",
+                path=self.path, field=option, code=E_COLUMN,
+                fix="give columns as 0-based integers, or read with has_header=True",
             )
-        try:
-            return self.header.index(str(column))
-        except ValueError:
+        found = [i for i, name in enumerate(self.header) if name == column]
+        if not found:
             self._missing(column, option)
-            raise  # unreachable: _missing raises
+        if len(found) > 1:
+            raise DataFormatError(
+                f"{len(found)} header columns (indices {', '.join(map(str, found))}) are named like {option}",
+                path=self.path, line=1, field=option, code=E_COLUMN,
+                fix="rename the duplicate header cells, or pass the column as a 0-based index",
+            )
+        return found[0]
 
     def _missing(self, column: Column, option: str) -> None:
-        available = ", ".join(f"{i}:{_short(name)}" for i, name in enumerate(self.header or []))
+        n = len(self.header or [])
+        shown = column if isinstance(column, int) else quote_id(column)
         raise DataFormatError(
-            f"column {column!r} ({option}) not found; the columns are: {available}", path=self.path,
-            field=option, fix=f"pass {option} as one of the column names (or 0-based indices) listed; "
-                              "if the first row is data, not a header, read with has_header=False",
+            f"column {shown} ({option}) not found; the header row has {n} column(s), indices 0 to {n - 1}",
+            path=self.path, line=1, field=option, code=E_COLUMN,
+            fix=_HEADER_FIX + f"pass {option} as one of its names or a 0-based index; if the first row "
+                              "is data, not a header, read with has_header=False",
         )
-
-
-def _short(name: str) -> str:
-    """A header cell for an error message; a long one is probably a data row, so it is not shown."""
-    if len(name) > 40:
-        return f"<{len(name)} characters, not shown>"
-    return repr(name)
 
 
 def read_table(path: str | Path, *, text_column: Column, text_pair_column: Column | None = None,
@@ -87,8 +100,10 @@ def read_table(path: str | Path, *, text_column: Column, text_pair_column: Colum
     if not path.exists():
         raise DataFormatError("file not found", path=path, fix="check the path")
     sep = _guess_delimiter(path, delimiter)
-    reader = csv.reader((line for _, line in iter_lines(path, keepends=True)), delimiter=sep, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
-    header = next(reader, None) if has_header else None
+    _check_options(path, sep, label_separator)
+    lines = (line for _, line in iter_lines_universal(path, keepends=True))
+    reader = csv.reader(lines, delimiter=sep, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
+    header = next(_rows(reader, path), None) if has_header else None
     if has_header and header is None:
         return
     columns = _Columns(path, header)
@@ -105,13 +120,26 @@ def read_table(path: str | Path, *, text_column: Column, text_pair_column: Colum
         row_number += 1
 
 
-def _rows(reader: Iterator[list[str]], path: Path) -> Iterator[list[str]]:
+def _check_options(path: Path, sep: object, label_separator: object) -> None:
+    if not isinstance(sep, str) or len(sep) != 1 or sep in "\r\n\"":
+        raise DataFormatError("delimiter must be one character (not a quote or a line break)", path=path,
+                              field="delimiter", code=E_OPTION, fix="pass delimiter=',' or delimiter='\\t'")
+    if not isinstance(label_separator, str) or not label_separator:
+        raise DataFormatError("label_separator must be a non-empty string", path=path,
+                              field="label_separator", code=E_OPTION, fix="pass label_separator=','")
+
+
+def _rows(reader: Any, path: Path) -> Iterator[list[str]]:
     try:
         yield from reader
     except csv.Error as err:
         line = getattr(reader, "line_num", None)
-        raise DataFormatError(f"malformed CSV ({type(err).__name__})", path=path, line=line,
-                              fix="check the quoting of this row, or read with quoting=False") from None
+        too_long = "field larger than field limit" in str(err)
+        what = (f"a cell longer than {csv.field_size_limit()} characters (the csv module's limit)"
+                if too_long else "malformed CSV (unbalanced quotes or a stray quote character)")
+        raise DataFormatError(what, path=path, line=line,
+                              fix="split or shorten the cell" if too_long else
+                              "check the quoting of this row, or read with quoting=False") from None
 
 
 def _document(row: list[str], index: dict[str, int], path: Path, line: int, n: int,

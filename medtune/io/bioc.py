@@ -36,23 +36,31 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 from medtune.document import Document, Relation, Span
-from medtune.errors import DataFormatError
-from medtune.io._common import DuplicateIds, DuplicatePolicy, normalize_id, split_ids
+from medtune.errors import DataFormatError, describe, quote_id
+from medtune.io._common import (
+    E_OFFSET,
+    DuplicateIds,
+    DuplicatePolicy,
+    check_choice,
+    normalize_id,
+    parse_offset,
+    split_ids,
+)
 
 __all__ = ["read_bioc"]
 
 MismatchPolicy = Literal["error", "skip", "keep"]
 _ID_INFONS = ("MESH", "identifier", "Identifier")
 _RELATION_LABEL_INFONS = ("relation", "type", "relation type", "relation_type")
+MAX_GAP = 1_000_000  # the most characters of padding between two passages (a larger gap is an error)
 
 
 def read_bioc(path: str | Path, *, duplicates: DuplicatePolicy = "rename",
               on_text_mismatch: MismatchPolicy = "error") -> Iterator[Document]:
     """Stream the documents of a BioC XML collection (conventions in the module docstring)."""
     path = Path(path)
-    if on_text_mismatch not in ("error", "skip", "keep"):
-        raise ValueError(f"on_text_mismatch must be 'error', 'skip' or 'keep', not {on_text_mismatch!r}")
-    if not path.exists():
+    check_choice(on_text_mismatch, ("error", "skip", "keep"), "on_text_mismatch", path)
+    if not path.is_file():
         raise DataFormatError("file not found", path=path, fix="check the path")
     dedupe = DuplicateIds(duplicates, path)
     root: ET.Element | None = None
@@ -81,15 +89,17 @@ def read_bioc(path: str | Path, *, duplicates: DuplicatePolicy = "rename",
 
 
 def _where(doc_id: str, what: str) -> str:
-    return f"document '{doc_id}', {what}"
+    return f"document {quote_id(doc_id)}, {what}"
 
 
 def _int(value: str | None, doc_id: str, what: str, path: Path) -> int:
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise DataFormatError(f"{_where(doc_id, what)} is not an integer", path=path, field=what,
-                              fix="BioC offsets and lengths are integers") from None
+    number = parse_offset(value)
+    if number is None:
+        found = "missing" if value is None else describe(value)
+        raise DataFormatError(f"{_where(doc_id, what)} is not an integer written as plain digits ({found})",
+                              path=path, field=what, code=E_OFFSET,
+                              fix="BioC offsets and lengths are integers written as digits")
+    return number
 
 
 def _infons(elem: ET.Element) -> dict[str, str]:
@@ -119,6 +129,10 @@ def _document(elem: ET.Element, index: int, path: Path, on_mismatch: MismatchPol
         span.id = f"T{len(spans) + 1}"
         spans.append(span)
         if ann.get("id") is not None:
+            if str(ann.get("id")) in by_ref:
+                raise DataFormatError(f"{_where(doc_id, 'annotation ' + quote_id(ann.get('id')))} is the "
+                                      "second annotation with this id", path=path, field="annotation id",
+                                      fix="give the annotations of a document distinct ids")
             by_ref[str(ann.get("id"))] = span.id
     if unlocated:
         metadata["unlocated_annotations"] = unlocated
@@ -148,6 +162,12 @@ def _passages(elem: ET.Element, doc_id: str,
                        s.findtext("text") or "") for s in sentences]
         end = offset
         for start, piece in pieces:
+            if start - length > MAX_GAP:
+                raise DataFormatError(
+                    f"{_where(doc_id, f'passage {k}')} starts at {start}, more than {MAX_GAP} characters "
+                    f"after the previous text (which ends at {length})", path=path, field="offset",
+                    code=E_OFFSET, fix="passage offsets are document-level character offsets",
+                )
             if start < length:
                 raise DataFormatError(
                     f"{_where(doc_id, f'passage {k}')} starts at {start}, inside the previous text "
@@ -169,7 +189,7 @@ def _passages(elem: ET.Element, doc_id: str,
 def _annotation(ann: ET.Element, text: str, doc_id: str, path: Path, unlocated: list[dict[str, Any]],
                 skipped: list[dict[str, Any]], on_mismatch: MismatchPolicy) -> Span | None:
     ref = ann.get("id", "?")
-    what = f"annotation '{ref}'"
+    what = f"annotation {quote_id(ref)}"
     infons = _infons(ann)
     label = infons.get("type")
     if not label:
@@ -219,7 +239,7 @@ def _relations(elems: list[ET.Element], spans: list[Span], by_ref: dict[str, str
     relations: list[Relation] = []
     id_relations: list[dict[str, Any]] = []
     for rel in elems:
-        what = f"relation '{rel.get('id', '?')}'"
+        what = f"relation {quote_id(rel.get('id', '?'))}"
         infons = _infons(rel)
         label_key = next((k for k in _RELATION_LABEL_INFONS if k in infons), None)
         if label_key is None:
@@ -261,7 +281,7 @@ def _node_relation(nodes: list[ET.Element], label: str, infons: dict[str, str], 
     for node in nodes:
         ref = node.get("refid")
         if ref not in by_ref:
-            raise DataFormatError(f"{_where(doc_id, what)} refers to '{ref}', which is not a located "
+            raise DataFormatError(f"{_where(doc_id, what)} refers to {quote_id(ref)}, which is not a located "
                                   "annotation of the document", path=path, field="node refid",
                                   fix="refer to annotation ids of the same document")
         refs.append(by_ref[str(ref)])

@@ -26,10 +26,19 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Iterator
 
 from medtune.document import Document, Relation, Span
-from medtune.errors import DataFormatError
-from medtune.fileutils import atomic_write, iter_lines, read_text
+from medtune.errors import DataFormatError, describe, quote_id
+from medtune.fileutils import atomic_write, read_text
+from medtune.io._common import E_OFFSET, iter_lines_universal, parse_offset
 
 __all__ = ["read_brat", "write_brat"]
+
+_ID_RE = re.compile(r"[TRNAM#]\w+|E\w+|\*\w*")  # the first column of a line
+_QUOTABLE_REF_RE = re.compile(r"[TRNAME]\d{1,9}")  # only such references are quoted in errors
+
+
+def _ref(value: str) -> str:
+    """A reference for an error message: ``'T12'`` when brat-shaped, else described, not shown."""
+    return f"'{value}'" if _QUOTABLE_REF_RE.fullmatch(value) else f"<{describe(value)}, not shown>"
 
 
 @dataclass
@@ -59,7 +68,7 @@ def read_brat(path_or_dir: str | Path) -> Iterator[Document]:
             doc_id = relative.with_suffix("").as_posix()
             yield _read_pair(ann.with_suffix(".txt"), ann, doc_id)
         return
-    base = root.with_suffix("") if root.suffix in (".ann", ".txt") else root
+    base = root.with_suffix("") if root.suffix.lower() in (".ann", ".txt") else root
     ann, txt = base.with_name(base.name + ".ann"), base.with_name(base.name + ".txt")
     if not ann.exists() and not txt.exists():
         raise DataFormatError("neither a brat directory nor a .txt/.ann pair", path=root,
@@ -88,12 +97,16 @@ def _read_pair(txt: Path, ann: Path, doc_id: str) -> Document:
 
 def _parse_ann(ann: Path, text: str) -> _Ann:
     out = _Ann([], [], [], [], [], [])
-    for number, line in iter_lines(ann):
+    for number, line in iter_lines_universal(ann):
         if not line.strip():
             continue
         cols = line.split("\t")
         ann_id = cols[0].strip()
         kind = ann_id[:1]
+        if kind in "TRNAM#E*" and not _ID_RE.fullmatch(ann_id):
+            raise DataFormatError("the first column is not a brat id (a letter and a number, e.g. T1)",
+                                  path=ann, line=number, field="id",
+                                  fix="separate the id from the rest of the line by a tab")
         if kind == "T":
             out.spans.append((number, _span(cols, text, ann, number)))
         elif kind == "R":
@@ -132,13 +145,11 @@ def _span(cols: list[str], text: str, ann: Path, number: int) -> Span:
     fragments = []
     for piece in rest.split(";"):
         bounds = piece.split()
-        try:
-            start, end = int(bounds[0]), int(bounds[1])
-            if len(bounds) != 2:
-                raise ValueError
-        except (ValueError, IndexError):
-            raise DataFormatError("a fragment is not 'start end' (two integers)", path=ann, line=number,
-                                  field="offsets", fix=f"the line should look like {shape}") from None
+        start, end = (parse_offset(b) for b in bounds) if len(bounds) == 2 else (None, None)
+        if start is None or end is None:
+            raise DataFormatError("a fragment is not 'start end' (two plain non-negative integers)",
+                                  path=ann, line=number, field="offsets", code=E_OFFSET,
+                                  fix=f"the line should look like {shape}")
         if not 0 <= start < end <= len(text):
             raise DataFormatError(
                 f"fragment [{start}, {end}) is empty or outside the .txt of length {len(text)}",
@@ -194,19 +205,24 @@ def _resolve(doc: Document, parsed: _Ann, ann: Path) -> None:
     spans: dict[str, Span] = {}
     for number, span in parsed.spans:
         if span.id in spans:
-            raise DataFormatError(f"span id '{span.id}' is used twice", path=ann, line=number, field="id",
-                                  fix="give every T line its own id")
+            raise DataFormatError(f"span id {_ref(str(span.id))} is used twice", path=ann, line=number,
+                                  field="id", fix="give every T line its own id")
         spans[str(span.id)] = span
-    relations = {str(r.id): r for _, r in parsed.relations}
+    relations: dict[str, Relation] = {}
+    for number, rel in parsed.relations:
+        if rel.id in relations:
+            raise DataFormatError(f"relation id {_ref(str(rel.id))} is used twice", path=ann, line=number,
+                                  field="id", fix="give every R line its own id")
+        relations[str(rel.id)] = rel
     for number, rel in parsed.relations:
         for ref in (rel.head, rel.tail):
             if ref not in spans:
-                raise DataFormatError(f"relation argument '{ref}' is not a span of this file", path=ann,
+                raise DataFormatError(f"relation argument {_ref(ref)} is not a span of this file", path=ann,
                                       line=number, field="arguments",
                                       fix="refer to T ids defined in the file")
     for number, target, ref in parsed.norms:
         if target not in spans:
-            raise DataFormatError(f"normalisation target '{target}' is not a span of this file", path=ann,
+            raise DataFormatError(f"normalisation target {_ref(target)} is not a span of this file", path=ann,
                                   line=number, field="target", fix="refer to a T id defined in the file")
         spans[target].ids.append(ref)
     for number, target, name, value, raw in parsed.attributes:
@@ -215,7 +231,8 @@ def _resolve(doc: Document, parsed: _Ann, ann: Path) -> None:
             parsed.other.append(raw)  # an attribute of an event: kept with the event lines
             continue
         if holder is None:
-            raise DataFormatError(f"attribute target '{target}' is not a span or relation of this file",
+            raise DataFormatError(f"attribute target {_ref(target)} is not a span or relation of "
+                                  "this file",
                                   path=ann, line=number, field="target",
                                   fix="refer to a T or R id defined in the file")
         holder.attributes[name] = value
@@ -248,7 +265,7 @@ def _safe_stem(doc: Document, out: Path) -> PurePosixPath:
     stem = PurePosixPath(doc.id)
     if not doc.id or stem.is_absolute() or any(p in ("..", ".", "") for p in doc.id.split("/")) \
             or "\\" in doc.id or any(ch in doc.id for ch in "\t\r\n\0"):
-        raise DataFormatError(f"document id '{doc.id}' cannot be used as a file name", path=out,
+        raise DataFormatError(f"document id {quote_id(doc.id)} cannot be used as a file name", path=out,
                               field="id", fix="use ids that are relative paths without '..' (e.g. 'doc-1')")
     return stem
 
@@ -267,7 +284,7 @@ def _ann_text(doc: Document, out: Path) -> str:
     for idx, (rel, rid) in enumerate(zip(doc.relations, rel_ids)):
         head, tail = by_old.get(rel.head), by_old.get(rel.tail)
         if head is None or tail is None:
-            raise DataFormatError(f"document '{doc.id}': relation {idx} refers to an unknown span",
+            raise DataFormatError(f"document {quote_id(doc.id)}: relation {idx} refers to an unknown span",
                                   path=out, field=f"relations[{idx}]", fix="relations refer to span ids")
         roles = (rel.attributes.get("head_role", "Arg1"), rel.attributes.get("tail_role", "Arg2"))
         lines.append(f"{rid}\t{rel.label} {roles[0]}:{head} {roles[1]}:{tail}")
@@ -319,14 +336,14 @@ def _brat_ids(ids: list[str | None], prefix: str) -> list[str]:
 
 def _t_line(doc: Document, idx: int, span: Span, sid: str, out: Path) -> str:
     if any(ch.isspace() for ch in span.label) or not span.label:
-        raise DataFormatError(f"document '{doc.id}': the label of span {idx} is empty or has whitespace",
-                              path=out, field=f"spans[{idx}].label", fix="brat labels are single words; "
-                                                                         "use '_' instead of spaces")
+        raise DataFormatError(f"document {quote_id(doc.id)}: the label of span {idx} is empty or has "
+                              "whitespace", path=out, field=f"spans[{idx}].label",
+                              fix="brat labels are single words; use '_' instead of spaces")
     pieces: list[tuple[int, int]] = []
     for a, b in span.fragments or [(span.start, span.end)]:
         pieces += _split_at_newlines(doc.text, a, b)
     if not pieces:
-        raise DataFormatError(f"document '{doc.id}': span {idx} covers only line breaks", path=out,
+        raise DataFormatError(f"document {quote_id(doc.id)}: span {idx} covers only line breaks", path=out,
                               field=f"spans[{idx}]", fix="drop the span or fix its offsets")
     offsets = ";".join(f"{a} {b}" for a, b in pieces)
     covered = " ".join(doc.text[a:b] for a, b in pieces)

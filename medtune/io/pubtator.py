@@ -16,6 +16,12 @@ Conventions
 * Relation lines ``PMID label id1 id2`` are document level. Each is stored in
   ``metadata["id_relations"]`` as ``{"label", "head_id", "tail_id"}`` (normalised ids) and, when a
   span carries each id, also as a ``Relation`` between the first such spans (ids ``R1``, ...).
+* A line is a mention line unless its second column starts with a letter or ``_`` (a relation
+  label): ``1.5``, ``-3``, ``+7``, ``1_0`` or an empty column there is a broken offset (error E105),
+  never a relation. Offsets are plain ASCII digits.
+* The PMID of a ``PMID|t|`` / ``PMID|a|`` line must not contain whitespace: such a line is a text
+  line that happens to contain ``|t|``, and is an error (its content is not shown).
+* Lines may end in LF, CRLF or a lone CR.
 * A PMID that occurs twice in a file (NCBI-disease train holds 8528200 twice) is kept, with the id
   ``8528200-2`` for the second occurrence (``duplicates="rename"``); ``metadata["pmid"]`` keeps the
   PMID, which the writer uses.
@@ -29,20 +35,24 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from medtune.document import Document, Relation, Span
-from medtune.errors import DataFormatError
-from medtune.fileutils import atomic_write, iter_lines
+from medtune.errors import DataFormatError, describe, quote_id
+from medtune.fileutils import atomic_write
 from medtune.io._common import (
+    E_OFFSET,
     DuplicateIds,
     DuplicatePolicy,
     check_one_line,
     denormalize_id,
+    iter_lines_universal,
     normalize_id,
+    parse_offset,
     split_ids,
 )
 
 __all__ = ["read_pubtator", "write_pubtator"]
 
 _PASSAGE_RE = re.compile(r"^([^\t|]+)\|([A-Za-z])\|(.*)$")
+_LABEL_START_RE = re.compile(r"[^\W\d]")  # a relation label starts with a letter or "_"
 
 
 @dataclass
@@ -66,7 +76,7 @@ def read_pubtator(path: str | Path, *, duplicates: DuplicatePolicy = "rename") -
     path = Path(path)
     dedupe = DuplicateIds(duplicates, path)
     pending: _Pending | None = None
-    for number, line in iter_lines(path):
+    for number, line in iter_lines_universal(path):
         if not line.strip():
             if pending is not None:
                 yield from _finish(pending, path, dedupe)
@@ -75,6 +85,7 @@ def read_pubtator(path: str | Path, *, duplicates: DuplicatePolicy = "rename") -
         match = _PASSAGE_RE.match(line)
         if match is not None:
             pmid, kind, body = match.groups()
+            _check_pmid(pmid, kind, path, number)
             if kind == "t":
                 if pending is not None:
                     yield from _finish(pending, path, dedupe)
@@ -92,6 +103,15 @@ def read_pubtator(path: str | Path, *, duplicates: DuplicatePolicy = "rename") -
         pending = _annotation_line(pending, line, path, number)
     if pending is not None:
         yield from _finish(pending, path, dedupe)
+
+
+def _check_pmid(pmid: str, kind: str, path: Path, number: int) -> None:
+    if pmid != pmid.strip() or any(ch.isspace() for ch in pmid):
+        raise DataFormatError(
+            f"the line looks like 'PMID|{kind}|text', but its PMID part ({describe(pmid)}) contains "
+            "whitespace, so it is probably a text line broken off its passage", path=path, line=number,
+            field="PMID", fix="keep each title and abstract on one line; PMIDs have no spaces",
+        )
 
 
 def _check_abstract(pending: _Pending | None, pmid: str, path: Path, number: int) -> None:
@@ -116,10 +136,10 @@ def _annotation_line(pending: _Pending | None, line: str, path: Path, number: in
                              "PMID, label, id1, id2 (tab-separated)",
         )
     if fields[0] != pending.pmid:
-        raise DataFormatError(f"the PMID column differs from the PMID '{pending.pmid}' of the document",
-                              path=path, line=number, field="PMID",
+        raise DataFormatError(f"the PMID column differs from the PMID {quote_id(pending.pmid)} of the "
+                              "document", path=path, line=number, field="PMID",
                               fix="separate documents by a blank line and check the PMIDs")
-    if fields[1].strip().lstrip("-").isdigit():
+    if not _LABEL_START_RE.match(fields[1].strip()):
         pending.mentions.append((number, fields))
     else:
         pending.relations.append((number, fields))
@@ -143,11 +163,15 @@ def _finish(pending: _Pending, path: Path, dedupe: DuplicateIds) -> Iterator[Doc
 
 
 def _int(value: str, name: str, path: Path, number: int) -> int:
-    try:
-        return int(value.strip())
-    except ValueError:
-        raise DataFormatError(f"the {name} offset is not an integer", path=path, line=number, field=name,
-                              fix="offsets are 0-based character offsets") from None
+    offset = parse_offset(value)
+    if offset is None:
+        raise DataFormatError(
+            f"the {name} offset ({describe(value)}) is not an integer written as plain digits", path=path,
+            line=number, field=name, code=E_OFFSET,
+            fix="offsets are 0-based character offsets written as digits (a relation line has a "
+                "label, not a number, in its second column)",
+        )
+    return offset
 
 
 def _mention(fields: list[str], text: str, k: int, path: Path, number: int) -> Span:
@@ -169,6 +193,9 @@ def _mention(fields: list[str], text: str, k: int, path: Path, number: int) -> S
             field="mention", fix="offsets count characters (not bytes) of title + ' ' + abstract; "
                                  "check the offsets and that the file was not re-encoded",
         )
+    if not fields[4].strip():
+        raise DataFormatError("the type column is empty", path=path, line=number, field="type",
+                              fix="give each mention its entity type (e.g. Disease)")
     span = Span(start=start, end=end, label=fields[4].strip(), text=text[start:end], id=f"T{k}",
                 ids=split_ids(fields[5]) if len(fields) > 5 else [])
     if len(fields) > 6 and fields[6].strip():
@@ -184,6 +211,11 @@ def _relations(lines: list[tuple[int, list[str]]], spans: list[Span],
     relations: list[Relation] = []
     for number, fields in lines:
         head_id, tail_id = normalize_id(fields[2]), normalize_id(fields[3])
+        for name, value in (("id1", head_id), ("id2", tail_id)):
+            if value is not None and any(ch.isspace() for ch in value):
+                raise DataFormatError("a relation id column contains whitespace", path=path, line=number,
+                                      field=name,
+                                      fix="relation lines are PMID, label, id1, id2 (tab-separated)")
         if head_id is None or tail_id is None:
             raise DataFormatError("relation line without an id", path=path, line=number,
                                   field="id1" if head_id is None else "id2",
@@ -221,7 +253,7 @@ def write_pubtator(docs: Iterable[Document], path: str | Path) -> int:
 def _document_block(doc: Document, path: Path) -> str:
     pmid = str(doc.metadata.get("pmid") or doc.id)
     if not pmid or "|" in pmid:
-        raise DataFormatError(f"document '{doc.id}': the PMID is empty or contains '|'", path=path,
+        raise DataFormatError(f"document {quote_id(doc.id)}: the PMID is empty or contains '|'", path=path,
                               field="id", fix="use ids without '|' (or set metadata['pmid'])")
     check_one_line(pmid, what="the id", doc_id=doc.id, path=path)
     title, abstract = _split_text(doc, path)
@@ -243,11 +275,11 @@ def _split_text(doc: Document, path: Path) -> tuple[str, str | None]:
     if title_end is None:
         title_end = len(text)
     if not isinstance(title_end, int) or not 0 <= title_end <= len(text):
-        raise DataFormatError(f"document '{doc.id}': metadata title_end is not an offset in the text",
+        raise DataFormatError(f"document {quote_id(doc.id)}: metadata title_end is not an offset in the text",
                               path=path, field="metadata.title_end", fix="set it to len(title) or remove it")
     if title_end < len(text) and text[title_end] != " ":
         raise DataFormatError(
-            f"document '{doc.id}': the character after the title (metadata title_end) is not a space",
+            f"document {quote_id(doc.id)}: the character after the title (metadata title_end) is not a space",
             path=path, field="metadata.title_end",
             fix="PubTator joins title and abstract with one space; fix title_end or remove it",
         )
@@ -259,7 +291,7 @@ def _split_text(doc: Document, path: Path) -> tuple[str, str | None]:
 
 def _mention_line(doc: Document, idx: int, span: Span, pmid: str, path: Path) -> str:
     if span.is_discontinuous:
-        raise DataFormatError(f"document '{doc.id}': span {idx} is discontinuous; PubTator cannot "
+        raise DataFormatError(f"document {quote_id(doc.id)}: span {idx} is discontinuous; PubTator cannot "
                               "represent it", path=path, field=f"spans[{idx}]",
                               fix="replace it by its extent or its fragments before writing PubTator")
     mention = doc.text[span.start:span.end]
@@ -284,7 +316,7 @@ def _relations_to_write(doc: Document, path: Path) -> list[dict[str, Any]]:
         head, tail = spans.get(rel.head), spans.get(rel.tail)
         if head is None or tail is None or not head.ids or not tail.ids:
             raise DataFormatError(
-                f"document '{doc.id}': relation {i} links spans without normalised ids; PubTator "
+                f"document {quote_id(doc.id)}: relation {i} links spans without normalised ids; PubTator "
                 "relations link ids", path=path, field=f"relations[{i}]",
                 fix="give both spans ids (span.ids) or drop the relation before writing PubTator",
             )

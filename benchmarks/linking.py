@@ -88,7 +88,7 @@ def run_corpus(name: str, tune: bool, log) -> dict:
     linker.build_index()
     index_s = time.perf_counter() - t
     log(f"{name}: {len(vocab)} concepts, {vocab.n_names} names, {linker.train_stats['pairs']} training "
-        f"pairs, {len(linker._entries)} dense rows embedded in {index_s:.0f}s")
+        f"pairs, {len(linker.dense)} dense rows embedded in {index_s:.0f}s")
 
     tuning = []
     best = {k: getattr(linker, k) for k in GRID}
@@ -134,7 +134,7 @@ def run_corpus(name: str, tune: bool, log) -> dict:
         "ablation_test": ablation,
         "target_accuracy": target,
         "meets_target": test_report["accuracy"] >= target,
-        "dense_rows": len(linker._entries),
+        "dense_rows": len(linker.dense),
         "index_embedding_s": round(index_s, 1),
         "link_test_s": round(link_s, 1),
         "test_mentions_per_s": round(test_report["n"] / link_s, 1) if link_s else None,

@@ -248,8 +248,8 @@ def test_dense_fallback_returns_vocabulary_id(vocab: Vocabulary, tiny_model_dir:
     result = linker.resolve("gene protein mutation risk")
     assert result.source == "dense" and len(result.ids) == 1
     assert result.ids[0] in linker.known_ids and -1.0 <= result.score <= 1.5
-    assert linker._embeddings is not None and linker._embeddings.dtype == np.float16
-    norms = np.linalg.norm(linker._embeddings.astype(np.float32), axis=1)
+    assert linker.dense.embeddings is not None and linker.dense.embeddings.dtype == np.float16
+    norms = np.linalg.norm(linker.dense.embeddings.astype(np.float32), axis=1)
     assert np.allclose(norms, 1.0, atol=1e-2)
     candidates = linker.candidates("gene protein mutation risk", k=3)
     assert len(candidates) == 3 and candidates[0][1] >= candidates[-1][1]

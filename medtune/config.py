@@ -108,6 +108,13 @@ class ModelConfig(_Strict):
         return self
 
 
+# transformers' SchedulerType values, written out so that loading a config does not import transformers
+# (seconds); tests/test_training_stages.py checks that the two lists agree
+LrScheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                      "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
+                      "warmup_stable_decay", "greedy"]
+
+
 class TrainingConfig(_Strict):
     epochs: float = Field(3.0, gt=0)
     max_steps: int = Field(-1, description="stop after N optimiser steps (-1 = epochs decide)")
@@ -118,7 +125,12 @@ class TrainingConfig(_Strict):
     gradient_accumulation_steps: int = Field(1, ge=1)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
-    lr_scheduler: str = "linear"
+    lr_scheduler: LrScheduler = Field(
+        "linear", description="learning-rate schedule (the names of transformers' SchedulerType); "
+        "cosine_with_min_lr and warmup_stable_decay need lr_scheduler_kwargs")
+    lr_scheduler_kwargs: dict[str, float | int | str] = Field(
+        default_factory=dict, description="extra arguments of the schedule, e.g. {min_lr: 1.0e-6} for "
+        "cosine_with_min_lr, {num_decay_steps: 100} for warmup_stable_decay")
     seed: int = 42
     bf16: Literal["auto", "true", "false"] = Field(
         "auto", description="bf16 autocast: auto = on when the CPU/GPU has native bf16")

@@ -30,45 +30,32 @@ mentions; one id per concept for a composite mention (``breast and ovarian cance
 MESH:D010051]``, how NCBI-disease and BC5CDR write them); a single ``A+B`` id (NCBI's mention denoting a
 combination of concepts) is learned from training data and predicted as is.
 
-Saved linker
-------------
-``save(dir)`` writes, atomically, ``manifest.json`` (format, vocabulary source and size, encoder settings,
-components, labels, settings, file list), ``vocabulary.tsv``, ``train_dictionary.json`` (the learned
-mention -> answer counts), ``dense_entries.json`` (the text and answer of each embedding row) and
-``embeddings.npy`` (float16, rows L2-normalised). Loading reads JSON, TSV and a numpy array only
-(``allow_pickle=False``); the encoder is loaded on the first dense query, and the TF-IDF vectors (when
-``dense_sparse_weight`` is set) are refitted on the saved entry texts, which is deterministic.
+A saved linker is a directory (:meth:`Linker.save`, :meth:`Linker.load`; the format is in
+:mod:`medtune.linking.store`).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
-
-from medtune import __version__
 from medtune.document import Document, Span
 from medtune.embedding import TextEncoder
-from medtune.errors import ModelError
-from medtune.fileutils import atomic_dir, atomic_write
 from medtune.linking.abbrev import abbreviation_map
 from medtune.linking.dense import DenseIndex, dense_entries
 from medtune.linking.lexical import Answer, LexicalIndex
 from medtune.linking.normalize import composite_expansions
 from medtune.linking.settings import EncoderSettings, LinkerSettings, validated
+from medtune.linking.store import SavedLinker, read_linker, write_linker
 from medtune.linking.vocab import Vocabulary
 
 __all__ = ["Linker", "LinkResult", "COMPONENTS"]
 
 COMPONENTS = ("exact", "normalised", "train", "abbreviation", "composite", "dense")
-FORMAT = "medtune-linker"
-FORMAT_VERSION = 1
 
 
 @dataclass
@@ -348,78 +335,27 @@ class Linker:
 
     # ------------------------------------------------------------------ save / load
     def save(self, directory: str | Path) -> Path:
-        """Write the linker to ``directory`` atomically (see the module docstring); returns the path."""
-        directory = Path(directory)
+        """Write the linker to ``directory`` atomically (see :mod:`medtune.linking.store`); returns the
+        path. Builds the dense index first when the dense component runs."""
         if "dense" in self.components and not self.dense.built:
             self.build_index()
-        manifest: dict[str, Any] = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "medtune_version": __version__,
-            "vocabulary": {"source": self.vocabulary.source, "concepts": len(self.vocabulary),
-                           "names": self.vocabulary.n_names, "file": "vocabulary.tsv"},
-            "encoder": self.encoder_settings.model_dump(),
-            "components": list(self.components),
-            "labels": None if self.labels is None else list(self.labels),
-            "settings": self.settings.model_dump(),
-            "train": dict(self.train_stats),
-            "files": {"vocabulary": "vocabulary.tsv", "train_dictionary": "train_dictionary.json"},
-        }
-        with atomic_dir(directory) as tmp:
-            self.vocabulary.to_tsv(tmp / "vocabulary.tsv")
-            pairs = [[mention, list(answer), count] for (mention, answer), count in self.train_pairs.items()]
-            (tmp / "train_dictionary.json").write_text(json.dumps(pairs, ensure_ascii=False),
-                                                       encoding="utf-8")
-            if self.dense.embeddings is not None:
-                entries = [[text, list(answer), from_train] for text, answer, from_train in self.dense.entries]
-                (tmp / "dense_entries.json").write_text(json.dumps(entries, ensure_ascii=False),
-                                                        encoding="utf-8")
-                np.save(tmp / "embeddings.npy", self.dense.embeddings, allow_pickle=False)
-                manifest["files"].update({"dense_entries": "dense_entries.json",
-                                          "embeddings": "embeddings.npy"})
-                manifest["encoder"]["dim"] = int(self.dense.embeddings.shape[1])
-                manifest["dense_rows"] = int(self.dense.embeddings.shape[0])
-            with atomic_write(tmp / "manifest.json") as handle:
-                json.dump(manifest, handle, indent=2, ensure_ascii=False)
-                handle.write("\n")
-        return directory
+        return write_linker(directory, SavedLinker(
+            vocabulary=self.vocabulary, labels=self.labels, components=self.components,
+            encoder=self.encoder_settings, settings=self.settings, train_pairs=self.train_pairs,
+            train_stats=self.train_stats, entries=self.dense.entries if self.dense.built else None,
+            embeddings=self.dense.embeddings))
 
     @classmethod
     def load(cls, directory: str | Path) -> "Linker":
         """Read a linker written by :meth:`save`."""
-        directory = Path(directory)
-        manifest_file = directory / "manifest.json"
-        if not manifest_file.is_file():
-            raise ModelError(f"{directory} is not a saved linker (no manifest.json)",
-                             fix="give the directory written by Linker.save")
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-        if manifest.get("format") != FORMAT or manifest.get("format_version", 0) > FORMAT_VERSION:
-            raise ModelError(f"{manifest_file} is not a linker manifest this medtune version reads "
-                             f"(format {manifest.get('format')!r} v{manifest.get('format_version')})",
-                             fix="save the linker again with this medtune version")
-        files = manifest["files"]
-        for key, name in files.items():
-            if not (directory / name).is_file():
-                raise ModelError(f"{directory} lacks {name} ({key}) that its manifest lists",
-                                 fix="the directory is incomplete: save the linker again")
-        vocab = Vocabulary.from_tsv(directory / files["vocabulary"], source=manifest["vocabulary"]["source"])
-        encoder = {k: v for k, v in manifest["encoder"].items() if k != "dim"}
-        try:
-            linker = cls(vocab, labels=manifest.get("labels"), components=manifest["components"],
-                         encoder=validated(EncoderSettings, encoder, "encoder setting"),
-                         settings=validated(LinkerSettings, manifest.get("settings", {}), "linker setting"))
-        except ValueError as err:
-            raise ModelError(f"{manifest_file}: {err}", fix="save the linker again with this medtune "
-                             "version") from None
-        pairs = json.loads((directory / files["train_dictionary"]).read_text(encoding="utf-8"))
-        linker.train_pairs = Counter({(m, tuple(a)): int(c) for m, a, c in pairs})
-        linker.train_stats = dict(manifest.get("train", {}))
+        saved = read_linker(directory)
+        linker = cls(saved.vocabulary, labels=saved.labels, components=saved.components,
+                     encoder=saved.encoder, settings=saved.settings)
+        linker.train_pairs = saved.train_pairs
+        linker.train_stats = saved.train_stats
         linker.lexical.set_train(linker.train_pairs)
-        if "embeddings" in files:
-            entries = json.loads((directory / files["dense_entries"]).read_text(encoding="utf-8"))
-            matrix = np.load(directory / files["embeddings"], allow_pickle=False)
-            if matrix.ndim != 2 or matrix.shape[0] != len(entries):
-                raise ModelError(f"{directory}: embeddings.npy has shape {matrix.shape} but there are "
-                                 f"{len(entries)} dense entries", fix="save the linker again")
-            linker.dense.set([(t, tuple(a), bool(f)) for t, a, f in entries], matrix, linker.lexical.prior)
+        if saved.entries is not None and saved.embeddings is not None:
+            linker.dense.set(saved.entries, saved.embeddings, linker.lexical.prior)
         return linker
 
 

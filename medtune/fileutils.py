@@ -1,9 +1,21 @@
-"""File helpers: atomic writes and strict text reading."""
+"""File helpers: atomic writes and strict text reading.
+
+Atomic writes build the output under a hidden temporary name beside the target,
+``.NAME.HOST-PID.XXXXXXXX.tmp`` (a directory for :func:`atomic_dir`), and rename it into place only
+when the block succeeds; an exception or a SIGINT/SIGTERM removes it. A process killed outright
+(SIGKILL, power loss) cannot clean up, so every atomic write first removes the temporaries of the same
+target that a dead process of this host left behind (its PID is in the name and no longer alive):
+partial outputs, which may hold note text, do not pile up. Temporaries of live processes, of other
+hosts and of older medtune versions (no PID in the name) are left alone.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
@@ -17,16 +29,71 @@ def _umask() -> int:
     return mask
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", socket.gethostname()).strip("-") or "host"
+
+
+def _temp_prefix(path: Path) -> str:
+    """``.NAME.HOST-PID.``: the start of this process's temporaries for ``path``."""
+    return f".{path.name}.{_host()}-{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def stale_temporaries(path: str | Path) -> list[Path]:
+    """Temporaries of ``path`` left by a dead process of this host (see the module docstring)."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.{re.escape(_host())}-(\d+)\.[A-Za-z0-9_]+\.tmp$")
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return []
+    stale = []
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match and not _pid_alive(int(match.group(1))):
+            stale.append(Path(entry.path))
+    return sorted(stale)
+
+
+def remove_stale_temporaries(path: str | Path) -> int:
+    """Remove :func:`stale_temporaries` of ``path``; returns how many were removed."""
+    removed = 0
+    for tmp in stale_temporaries(path):
+        try:
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+            removed += 1
+        except OSError:
+            pass  # gone already, or not ours to remove: never fail a write over it
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path``, moved into place only when the block succeeds.
 
     A crash or an exception half-way leaves the previous file (or nothing) behind, never a
-    truncated output.
+    truncated output. Stale temporaries of ``path`` from dead processes are removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -54,12 +121,11 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Build a directory under a temporary name and rename it into place only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         if path.exists():
-            import shutil
-
             backup = path.with_name(f".{path.name}.old")
             if backup.exists():
                 shutil.rmtree(backup)
@@ -69,8 +135,6 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         else:
             os.replace(tmp, path)
     except BaseException:
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 

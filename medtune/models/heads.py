@@ -40,14 +40,56 @@ def build_encoder(base_model: str | None, config: PretrainedConfig | None = None
 
     ``base_model`` may also be a model directory written by ``medtune train``: its fine-tuned encoder
     is the starting point (intermediate-task transfer, e.g. BC5CDR-disease before NCBI-disease) and its
-    task head is left behind.
+    task head is left behind. Weights are read from safetensors only (never unpickled) and must fit
+    the encoder exactly; anything else is a ``ModelError`` naming the directory.
     """
+    from medtune.errors import ModelError
+
     with quiet_loading():
         if config is not None and base_model is None:
-            return AutoModel.from_config(config, trust_remote_code=False)
+            try:
+                return AutoModel.from_config(config, trust_remote_code=False)
+            except Exception as err:
+                raise ModelError(
+                    f"cannot build a '{getattr(config, 'model_type', '?')}' encoder from its config.json "
+                    f"({type(err).__name__}: the config is incomplete or inconsistent)",
+                    fix="restore config.json from the original model, or train again") from None
         if base_model is not None and is_medtune_model_dir(base_model):
             return _encoder_of_medtune_model(Path(base_model))
-        return AutoModel.from_pretrained(base_model, trust_remote_code=False)
+        return _pretrained_encoder(str(base_model))
+
+
+def _pretrained_encoder(base_model: str) -> nn.Module:
+    """``AutoModel.from_pretrained`` with safetensors only, refusing weights that do not fit."""
+    from medtune.errors import ModelError
+
+    local = Path(base_model).is_dir()
+    if local:
+        from medtune.models.store import find_weights, read_config_json
+
+        read_config_json(base_model, "base_model")
+        find_weights(base_model, "base_model", sharded=True)
+    where = f"base_model {base_model}" if local else f"base_model '{base_model}' (hub)"
+    try:
+        encoder, info = AutoModel.from_pretrained(base_model, trust_remote_code=False, use_safetensors=True,
+                                                  output_loading_info=True)
+    except ModelError:
+        raise
+    except Exception as err:
+        raise ModelError(
+            f"{where}: its encoder cannot be loaded ({type(err).__name__}: weights truncated, corrupted, "
+            "only as pickles, or of another size than config.json says)",
+            fix="copy the model again (config.json, model.safetensors, tokenizer files together), or use "
+                "another base_model") from None
+    missing = sorted(k for k in info.get("missing_keys", ()) if not k.startswith("pooler."))
+    mismatched = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys", ()))
+    if missing or mismatched:
+        first = (mismatched or missing)[0]
+        raise ModelError(
+            f"{where}: its weights do not fit its config.json ({len(missing)} missing, {len(mismatched)} of "
+            f"another shape, e.g. {first}); the encoder would start from random weights",
+            fix="copy model.safetensors and config.json of the same model together, or use another base_model")
+    return encoder
 
 
 def is_medtune_model_dir(path: str | Path) -> bool:
@@ -56,29 +98,27 @@ def is_medtune_model_dir(path: str | Path) -> bool:
         return False
     try:
         return "medtune" in json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):
         return False
 
 
 def _encoder_of_medtune_model(model_dir: Path) -> nn.Module:
     """The encoder of a medtune model: its weights are stored under ``encoder.`` beside the head's."""
-    from safetensors.torch import load_file
-
     from medtune.errors import ModelError
+    from medtune.models.store import find_weights, load_encoder_config, load_state_checked, read_safetensors
 
-    weights = model_dir / "model.safetensors"
-    if not weights.exists():
-        raise ModelError(f"base_model {model_dir} has no model.safetensors",
-                         fix="the model directory is incomplete: train it again, or use another base_model")
-    encoder = AutoModel.from_config(AutoConfig.from_pretrained(model_dir, trust_remote_code=False),
-                                    trust_remote_code=False)
-    state = {k[len("encoder."):]: v for k, v in load_file(str(weights)).items() if k.startswith("encoder.")}
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("pooler.")]  # medtune heads never use the pooler
-    if missing or unexpected or not state:
-        raise ModelError(f"base_model {model_dir}: its encoder weights do not fit its config "
-                         f"({len(missing)} missing, {len(unexpected)} unexpected)",
+    weights = find_weights(model_dir, "base_model")
+    config = load_encoder_config(model_dir, "base_model")
+    try:
+        encoder = AutoModel.from_config(config, trust_remote_code=False)
+    except Exception as err:
+        raise ModelError(f"base_model {model_dir}: cannot build its encoder from config.json "
+                         f"({type(err).__name__})", fix="restore config.json, or train that model again") from None
+    state = {k[len("encoder."):]: v for k, v in read_safetensors(weights).items() if k.startswith("encoder.")}
+    if not state:
+        raise ModelError(f"base_model {weights} holds no encoder weights (no 'encoder.' tensors)",
                          fix="use a model directory written by this version of medtune train")
+    load_state_checked(encoder, state, weights, ignore_missing=("pooler.",))  # medtune heads never use the pooler
     return encoder
 
 

@@ -69,17 +69,76 @@ def split_source(data: Any, split: str) -> str:
     return str(getattr(data, split))
 
 
+def _looks_like_path(name: str) -> bool:
+    from medtune.io import known_input_suffix
+
+    return known_input_suffix(name) or "/" in name or "\\" in name or name.startswith(("~", "."))
+
+
 def resolve_documents(name_or_path: str, split: str = "test", format: str | None = None,
                       options: dict[str, Any] | None = None) -> tuple[list[Document], str]:
-    """For ``medtune evaluate --data``: a named corpus, or a file of documents."""
+    """For ``medtune evaluate --data``: a named corpus, or a file of documents.
+
+    ``options`` go to the file's reader (``text_column``, ``tag_column``, ``delimiter``, ...). No
+    documents at all is an error: a metric over nothing is not a result.
+    """
     path = Path(name_or_path)
     if path.exists():
-        return list(read_path(path, format, options)), str(path)
-    from medtune import datasets
+        docs = list(read_path(path, format, options))
+        source = str(path)
+    else:
+        from medtune import datasets
 
-    names = [spec.name for spec in datasets.list_datasets()]
-    if name_or_path in names:
-        return load_named(name_or_path, split), f"{name_or_path}:{split}"
-    raise DatasetNotFoundError(
-        f"'{name_or_path}' is neither a file nor a named corpus",
-        fix=f"give a path, or one of: {', '.join(names)}")
+        names = [spec.name for spec in datasets.list_datasets()]
+        if name_or_path in names:
+            docs, source = load_named(name_or_path, split), f"{name_or_path}:{split}"
+        elif _looks_like_path(name_or_path):
+            raise DataFormatError("file or folder not found", path=path,
+                                  fix="check the path; relative paths are resolved from the current directory")
+        else:
+            raise DatasetNotFoundError(
+                f"'{name_or_path}' is neither a file nor a named corpus",
+                fix=f"give a path, or one of: {', '.join(names)}")
+    if not docs:
+        raise DataFormatError(f"no documents in {source}",
+                              fix="check the file and its format (--format, reader options); an empty file "
+                                  "cannot be evaluated or learnt from")
+    return docs, source
+
+
+_DATA_SECTION_FIX = ("write a YAML file with a `data:` mapping, e.g. `data: {format: tsv, options: "
+                     "{text_column: text, label_column: label}}` (a training config works too)")
+
+
+def read_data_section(path: str | Path) -> dict[str, Any]:
+    """The ``data:`` section of a YAML file (a data config, or a whole training config), checked.
+
+    Returns the keys of :class:`medtune.config.DataConfig` that are set; only their types are
+    checked here (which ones a command needs is up to it).
+    """
+    from medtune.config import DataConfig, read_yaml_mapping
+    from medtune.errors import ConfigError
+
+    raw = read_yaml_mapping(path, "data config", _DATA_SECTION_FIX)
+    section = raw.get("data")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: no `data:` mapping" if section is None
+                          else f"{path}: `data:` must be a mapping, not a {type(section).__name__}",
+                          fix=_DATA_SECTION_FIX)
+    valid = list(DataConfig.model_fields)
+    unknown = sorted(str(k) for k in section if k not in valid)
+    if unknown:
+        from medtune.errors import quote_id
+
+        raise ConfigError(f"{path}: unknown key(s) in data: {', '.join(quote_id(k) for k in unknown)}",
+                          fix=f"valid keys of data: {', '.join(valid)}")
+    for key in ("name", "train", "dev", "test", "format"):
+        value = section.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{path}: data.{key} must be a string, not a {type(value).__name__}",
+                              fix=_DATA_SECTION_FIX)
+    options = section.get("options")
+    if options is not None and not isinstance(options, dict):
+        raise ConfigError(f"{path}: data.options must be a mapping, not a {type(options).__name__}",
+                          fix=_DATA_SECTION_FIX)
+    return {k: v for k, v in section.items() if v is not None}

@@ -11,14 +11,18 @@ from medtune.fileutils import atomic_write
 
 def evaluate(model_dir: str | Path, data: str, *, split: str = "test", format: str | None = None,
              errors: int = 0, output: str | Path | None = None, batch_size: int = 32,
-             mode: str = "fp32", eval_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Predict ``data`` with the model and score it; the result's ``f1`` is the headline figure."""
+             mode: str = "fp32", eval_options: dict[str, Any] | None = None,
+             reader_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Predict ``data`` with the model and score it; the result's ``f1`` is the headline figure.
+
+    ``reader_options`` go to the file's reader (``text_column``, ``tag_column``, ``delimiter``, ...).
+    No documents at all is an error (``no documents in FILE``), not a score of 0.
+    """
     import medtune
     from medtune.data import resolve_documents
-    from medtune.evaluation.metrics import span_errors
 
     nlp = medtune.load(model_dir, mode=mode, batch_size=batch_size)
-    gold, source = resolve_documents(data, split, format)
+    gold, source = resolve_documents(data, split, format, reader_options)
     nlp.task.check_documents(gold, source=source, training=False)
     options = dict(eval_options or {})
     if not options:
@@ -26,27 +30,22 @@ def evaluate(model_dir: str | Path, data: str, *, split: str = "test", format: s
     pred = list(nlp.pipe(gold, batch_size=batch_size))
     result = nlp.task.metrics(gold, pred, **options)
     result = {"f1": result.pop("f1"), **result, "model": str(model_dir), "data": source, "mode": nlp.mode}
-    if errors and nlp.task.name == "ner":
-        result["errors"] = span_errors(gold, pred, errors)
-    elif errors and nlp.task.name == "relation":
-        from medtune.evaluation.metrics import relation_errors
-
-        result["errors"] = relation_errors(gold, pred, errors)
-    elif errors and nlp.task.name == "assertion":
-        attr = nlp.task.attribute
-        result["errors"] = [
-            {"document": g.id, "start": gs.start, "end": gs.end, "gold": gs.attributes.get(attr),
-             "predicted": ps.attributes.get(attr)}
-            for g, p in zip(gold, pred) for gs, ps in zip(g.spans, p.spans)
-            if gs.attributes.get(attr) != ps.attributes.get(attr)][:errors]
-    elif errors:
-        result["errors"] = [
-            {"document": g.id, "gold": g.labels, "predicted": p.labels}
-            for g, p in zip(gold, pred) if sorted(g.labels) != sorted(p.labels)][:errors]
+    if errors:
+        result["errors"] = _error_examples(nlp.task, gold, pred, errors)
     if output is not None:
         with atomic_write(output) as handle:
             json.dump(result, handle, indent=2, ensure_ascii=False)
     return result
+
+
+def _error_examples(task: Any, gold: list, pred: list, n: int) -> list[dict[str, Any]]:
+    """What ``--errors N`` lists: the task's own disagreements (``Task.error_examples``), or, for a
+    task without that method, document labels that differ."""
+    examples = getattr(task, "error_examples", None)
+    if examples is not None:
+        return list(examples(gold, pred, n))
+    return [{"document": g.id, "gold": g.labels, "predicted": p.labels}
+            for g, p in zip(gold, pred) if sorted(g.labels) != sorted(p.labels)][:n]
 
 
 def _saved_eval_options(model_dir: Path) -> dict[str, Any]:
@@ -56,5 +55,11 @@ def _saved_eval_options(model_dir: Path) -> dict[str, Any]:
         return {}
     import yaml
 
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return dict(raw.get("eval") or {})
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        from medtune.errors import ModelError
+
+        raise ModelError(f"{path} is not readable YAML", fix="restore it from the trained model, or train again") from None
+    section = raw.get("eval") if isinstance(raw, dict) else None
+    return dict(section) if isinstance(section, dict) else {}

@@ -66,7 +66,7 @@ def test_span_outside_text_is_refused():
 def test_unknown_task_and_head(tmp_path):
     with pytest.raises(ConfigError):
         RunConfig.from_dict({"task": "qa", "data": {"name": "x"}})
-    with pytest.raises(ConfigError, match="not available for NER"):
+    with pytest.raises(ConfigError, match="head"):  # refused by the config or by the task
         from medtune.tasks import NerTask
 
         NerTask.meta_from_config(RunConfig.from_dict({"task": "ner", "data": {"name": "x"},

@@ -11,9 +11,13 @@ every message, whatever produced it:
 * Always allowed: file paths, line numbers, column indices, field names medtune defines
   (``spans[3].start``), lengths, counts, offsets that were parsed as integers, value *types*
   (:func:`describe`) and medtune's own option names and values.
-* Allowed only after a strict check: identifiers and labels read from input, and only when
-  :func:`quote_id` accepts them (one short token of letters, digits and ``_.:/+#-``, no whitespace).
-  Anything else is described, never shown (:func:`quote_id` does both).
+* Allowed only after a strict check. A reader quotes a reference read from a file (``T12``,
+  ``R3``, a BioC annotation id ``0``) only when :func:`quote_ref` accepts it (at most three letters,
+  then digits), and names documents by their line or position, not by an id read from the file:
+  an id-shaped token such as ``SMITH-4711`` may just as well be note text that slid into the id
+  column. Ids of documents in memory (built by the caller's own code) and medtune's own names
+  (schema fields, options) are quoted when :func:`quote_id` accepts them (one short token of
+  letters, digits and ``_.:/+#-``). Anything else is described, never shown (both helpers do that).
 * Never: cell contents, text lines, mention texts, attribute values, header cells of a file that may
   not have a header, or any other free-form value -- not even shortened.
 
@@ -35,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/+#-]{0,63}")
+_REF_RE = re.compile(r"[A-Za-z]{0,3}[0-9]{1,9}")
 
 
 def _plural(n: int, word: str) -> str:
@@ -72,6 +77,24 @@ def quote_id(value: Any) -> str:
     if is_id_token(value):
         return f"'{value}'"
     return f"<{describe(value)}, not shown>"
+
+
+def quote_ref(value: Any) -> str:
+    """``'T12'`` for a reference read from a file (up to three letters, then digits), else described."""
+    if isinstance(value, str) and _REF_RE.fullmatch(value):
+        return f"'{value}'"
+    return f"<{describe(value)}, not shown>"
+
+
+def name_document(position: str, doc_id: Any = None) -> str:
+    """How a reader names a document: ``"document 3 (0-based, id '20722491')"``.
+
+    ``position`` ("line 7", "3 (0-based)") always; the id read from the file only when
+    :func:`quote_ref` would show it (a PMID, ``d1``), never an id that could be note text.
+    """
+    if isinstance(doc_id, str) and _REF_RE.fullmatch(doc_id):
+        return f"document {position} (id '{doc_id}')"
+    return f"document {position}"
 
 
 class MedtuneError(Exception):

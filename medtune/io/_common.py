@@ -140,18 +140,25 @@ class DuplicateIds:
         self.policy = policy
         self.path = path
         self.seen: dict[str, int] = {}
+        self.first: dict[str, str] = {}
 
-    def resolve(self, doc_id: str, line: int | None = None) -> str | None:
-        """The id to give the document, or ``None`` when it is to be skipped."""
+    def resolve(self, doc_id: str, line: int | None = None, where: str | None = None) -> str | None:
+        """The id to give the document, or ``None`` when it is to be skipped.
+
+        ``where`` names the document in an error ("document 3 (0-based)"); the id is not shown.
+        """
         count = self.seen.get(doc_id, 0) + 1
         self.seen[doc_id] = count
+        here = where or (f"line {line}" if line is not None else "this document")
+        self.first.setdefault(doc_id, here)
         if count == 1:
             return doc_id
         if self.policy == "skip":
             return None
         if self.policy == "error":
             raise DataFormatError(
-                f"document id {quote_id(doc_id)} occurs more than once", path=self.path, line=line,
+                f"the id of the document at {here} was already used by the document at "
+                f"{self.first[doc_id]}", path=self.path, line=line,
                 fix="remove the duplicate, or read with duplicates='rename' or 'skip'",
             )
         return f"{doc_id}-{count}"

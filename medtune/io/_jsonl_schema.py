@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from medtune.errors import DataFormatError, describe, is_id_token
+from medtune.errors import DataFormatError, describe
 
 MAX_DIGITS = 64
 MAX_DEPTH = 100
@@ -90,14 +90,18 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return _DuplicateKeys(out) if len(out) != len(pairs) else out
 
 
+_FIELD_NAMES = frozenset(DocumentModel.model_fields) | frozenset(SpanModel.model_fields) \
+    | frozenset(RelationModel.model_fields) | {"tokens", "pmid", "title_end"}
+
+
 def field_path(parts: tuple[Any, ...] | list[Any]) -> str:
-    """``spans[0].start``; a key that is not id-shaped (it may be note text) is shown as ``<key>``."""
+    """``spans[0].start``; a key that is not a field medtune defines (it may be note text) is ``<key>``."""
     out = ""
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            name = part if is_id_token(part) else "<key>"
+            name = part if part in _FIELD_NAMES else "<key>"
             out += f".{name}" if out else name
     return out
 

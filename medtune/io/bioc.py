@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 from medtune.document import Document, Relation, Span
-from medtune.errors import DataFormatError, describe, quote_id
+from medtune.errors import DataFormatError, describe, name_document, quote_ref
 from medtune.io._common import (
     E_OFFSET,
     DuplicateIds,
@@ -76,7 +76,7 @@ def read_bioc(path: str | Path, *, duplicates: DuplicatePolicy = "rename",
             count += 1
             if root is not None:
                 root.clear()  # the document is converted: free its tree before the next one
-            new_id = dedupe.resolve(doc.id)
+            new_id = dedupe.resolve(doc.id, where=f"document {count - 1} (0-based)")
             if new_id is not None:
                 doc.id = new_id
                 yield doc
@@ -86,17 +86,24 @@ def read_bioc(path: str | Path, *, duplicates: DuplicatePolicy = "rename",
             f"not well-formed XML (column {column})", path=path, line=line,
             fix="check the file is complete, UTF-8 and valid BioC XML",
         ) from None
+    except (LookupError, UnicodeError):
+        raise DataFormatError(
+            "the XML declaration names an encoding that is unknown or does not match the bytes",
+            path=path, line=1, field="encoding",
+            fix="write the file as UTF-8 with <?xml version='1.0' encoding='UTF-8'?>",
+        ) from None
 
 
-def _where(doc_id: str, what: str) -> str:
-    return f"document {quote_id(doc_id)}, {what}"
+def _where(name: str, what: str) -> str:
+    """``name`` is "document 3 (0-based)": the id read from the file is not shown (module errors)."""
+    return f"{name}, {what}"
 
 
-def _int(value: str | None, doc_id: str, what: str, path: Path) -> int:
+def _int(value: str | None, name: str, what: str, path: Path) -> int:
     number = parse_offset(value)
     if number is None:
         found = "missing" if value is None else describe(value)
-        raise DataFormatError(f"{_where(doc_id, what)} is not an integer written as plain digits ({found})",
+        raise DataFormatError(f"{_where(name, what)} is not an integer written as plain digits ({found})",
                               path=path, field=what, code=E_OFFSET,
                               fix="BioC offsets and lengths are integers written as digits")
     return number
@@ -108,10 +115,11 @@ def _infons(elem: ET.Element) -> dict[str, str]:
 
 def _document(elem: ET.Element, index: int, path: Path, on_mismatch: MismatchPolicy) -> Document:
     doc_id = (elem.findtext("id") or "").strip()
+    name = name_document(f"{index} (0-based)", doc_id)
     if not doc_id:
         raise DataFormatError(f"document {index} (0-based) has no <id>", path=path, field="id",
                               fix="give every <document> an <id>")
-    text, passages, annotations, relation_elems = _passages(elem, doc_id, path)
+    text, passages, annotations, relation_elems = _passages(elem, name, path)
     metadata: dict[str, Any] = {"passages": passages}
     if passages and passages[0]["type"] in ("title", "front"):
         metadata["title_end"] = passages[0]["end"]
@@ -123,14 +131,14 @@ def _document(elem: ET.Element, index: int, path: Path, on_mismatch: MismatchPol
     unlocated: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     for ann in annotations:
-        span = _annotation(ann, text, doc_id, path, unlocated, skipped, on_mismatch)
+        span = _annotation(ann, text, name, path, unlocated, skipped, on_mismatch)
         if span is None:
             continue
         span.id = f"T{len(spans) + 1}"
         spans.append(span)
         if ann.get("id") is not None:
             if str(ann.get("id")) in by_ref:
-                raise DataFormatError(f"{_where(doc_id, 'annotation ' + quote_id(ann.get('id')))} is the "
+                raise DataFormatError(f"{_where(name, 'annotation ' + quote_ref(ann.get('id')))} is the "
                                       "second annotation with this id", path=path, field="annotation id",
                                       fix="give the annotations of a document distinct ids")
             by_ref[str(ann.get("id"))] = span.id
@@ -138,14 +146,14 @@ def _document(elem: ET.Element, index: int, path: Path, on_mismatch: MismatchPol
         metadata["unlocated_annotations"] = unlocated
     if skipped:
         metadata["skipped_annotations"] = skipped
-    relations, id_relations = _relations(relation_elems, spans, by_ref, doc_id, path)
+    relations, id_relations = _relations(relation_elems, spans, by_ref, name, path)
     if id_relations:
         metadata["id_relations"] = id_relations
     doc = Document(id=doc_id, text=text, spans=spans, relations=relations, metadata=metadata)
-    return doc.validate(source=str(path))
+    return doc.validate(source=str(path), name=name)
 
 
-def _passages(elem: ET.Element, doc_id: str,
+def _passages(elem: ET.Element, name: str,
               path: Path) -> tuple[str, list[dict[str, Any]], list[ET.Element], list[ET.Element]]:
     """Place passage (or sentence) texts at their offsets; collect annotations and relations."""
     parts: list[str] = []
@@ -154,23 +162,23 @@ def _passages(elem: ET.Element, doc_id: str,
     annotations: list[ET.Element] = []
     relations: list[ET.Element] = list(elem.findall("relation"))
     for k, passage in enumerate(elem.findall("passage")):
-        offset = _int(passage.findtext("offset"), doc_id, f"passage {k} offset", path)
+        offset = _int(passage.findtext("offset"), name, f"passage {k} offset", path)
         pieces = [(offset, passage.findtext("text"))]
         sentences = passage.findall("sentence")
         if pieces[0][1] is None:
-            pieces = [(_int(s.findtext("offset"), doc_id, f"passage {k} sentence offset", path),
+            pieces = [(_int(s.findtext("offset"), name, f"passage {k} sentence offset", path),
                        s.findtext("text") or "") for s in sentences]
         end = offset
         for start, piece in pieces:
             if start - length > MAX_GAP:
                 raise DataFormatError(
-                    f"{_where(doc_id, f'passage {k}')} starts at {start}, more than {MAX_GAP} characters "
+                    f"{_where(name, f'passage {k}')} starts at {start}, more than {MAX_GAP} characters "
                     f"after the previous text (which ends at {length})", path=path, field="offset",
                     code=E_OFFSET, fix="passage offsets are document-level character offsets",
                 )
             if start < length:
                 raise DataFormatError(
-                    f"{_where(doc_id, f'passage {k}')} starts at {start}, inside the previous text "
+                    f"{_where(name, f'passage {k}')} starts at {start}, inside the previous text "
                     f"(which ends at {length})", path=path, field="offset",
                     fix="passage and sentence offsets must increase and not overlap",
                 )
@@ -186,14 +194,14 @@ def _passages(elem: ET.Element, doc_id: str,
     return "".join(parts), passages, annotations, relations
 
 
-def _annotation(ann: ET.Element, text: str, doc_id: str, path: Path, unlocated: list[dict[str, Any]],
+def _annotation(ann: ET.Element, text: str, name: str, path: Path, unlocated: list[dict[str, Any]],
                 skipped: list[dict[str, Any]], on_mismatch: MismatchPolicy) -> Span | None:
     ref = ann.get("id", "?")
-    what = f"annotation {quote_id(ref)}"
+    what = f"annotation {quote_ref(ref)}"
     infons = _infons(ann)
     label = infons.get("type")
     if not label:
-        raise DataFormatError(f"{_where(doc_id, what)} has no 'type' infon", path=path, field="infon type",
+        raise DataFormatError(f"{_where(name, what)} has no 'type' infon", path=path, field="infon type",
                               fix="give each annotation <infon key=\"type\">Label</infon>")
     ids: list[str] = []
     for key in _ID_INFONS:
@@ -203,11 +211,11 @@ def _annotation(ann: ET.Element, text: str, doc_id: str, path: Path, unlocated: 
     written = ann.findtext("text") or ""
     fragments = []
     for loc in ann.findall("location"):
-        start = _int(loc.get("offset"), doc_id, f"{what} location offset", path)
-        length = _int(loc.get("length"), doc_id, f"{what} location length", path)
+        start = _int(loc.get("offset"), name, f"{what} location offset", path)
+        length = _int(loc.get("length"), name, f"{what} location length", path)
         if length <= 0 or start < 0 or start + length > len(text):
             raise DataFormatError(
-                f"{_where(doc_id, what)} has a location [{start}, {start + length}) that is empty or "
+                f"{_where(name, what)} has a location [{start}, {start + length}) that is empty or "
                 f"outside the text of length {len(text)}", path=path, field="location",
                 fix="location offsets are document-level character offsets",
             )
@@ -224,7 +232,7 @@ def _annotation(ann: ET.Element, text: str, doc_id: str, path: Path, unlocated: 
             return None
         if on_mismatch == "error":
             raise DataFormatError(
-                f"{_where(doc_id, what)}: its <text> does not match the document text at its location(s)",
+                f"{_where(name, what)}: its <text> does not match the document text at its location(s)",
                 path=path, field="text",
                 fix="location offsets count characters from the start of the document (not the "
                     "passage); if the corpus itself is wrong, read with on_text_mismatch='skip' or 'keep'",
@@ -234,33 +242,33 @@ def _annotation(ann: ET.Element, text: str, doc_id: str, path: Path, unlocated: 
                 attributes=attributes, fragments=fragments if len(fragments) > 1 else None)
 
 
-def _relations(elems: list[ET.Element], spans: list[Span], by_ref: dict[str, str], doc_id: str,
+def _relations(elems: list[ET.Element], spans: list[Span], by_ref: dict[str, str], name: str,
                path: Path) -> tuple[list[Relation], list[dict[str, Any]]]:
     relations: list[Relation] = []
     id_relations: list[dict[str, Any]] = []
     for rel in elems:
-        what = f"relation {quote_id(rel.get('id', '?'))}"
+        what = f"relation {quote_ref(rel.get('id', '?'))}"
         infons = _infons(rel)
         label_key = next((k for k in _RELATION_LABEL_INFONS if k in infons), None)
         if label_key is None:
-            raise DataFormatError(f"{_where(doc_id, what)} has no relation type infon", path=path,
+            raise DataFormatError(f"{_where(name, what)} has no relation type infon", path=path,
                                   field="infon relation",
                                   fix="give it <infon key=\"relation\"> or <infon key=\"type\">")
         label = infons[label_key]
         rest = {k: v for k, v in infons.items() if k != label_key}
         nodes = rel.findall("node")
         if nodes:
-            relations.append(_node_relation(nodes, label, rest, by_ref, doc_id, what, path,
+            relations.append(_node_relation(nodes, label, rest, by_ref, name, what, path,
                                             f"R{len(relations) + 1}"))
             continue
         if len(rest) != 2:
             raise DataFormatError(
-                f"{_where(doc_id, what)} has no <node>s and not exactly two id infons", path=path,
+                f"{_where(name, what)} has no <node>s and not exactly two id infons", path=path,
                 field="relation", fix="link annotations with <node refid=...> or give two id infons",
             )
         head_id, tail_id = (normalize_id(v) for v in rest.values())
         if head_id is None or tail_id is None:
-            raise DataFormatError(f"{_where(doc_id, what)} has an empty id infon", path=path,
+            raise DataFormatError(f"{_where(name, what)} has an empty id infon", path=path,
                                   field="relation", fix="give both concept ids")
         id_relations.append({"label": label, "head_id": head_id, "tail_id": tail_id})
         head = next((s for s in spans if head_id in s.ids), None)
@@ -272,16 +280,16 @@ def _relations(elems: list[ET.Element], spans: list[Span], by_ref: dict[str, str
 
 
 def _node_relation(nodes: list[ET.Element], label: str, infons: dict[str, str], by_ref: dict[str, str],
-                   doc_id: str, what: str, path: Path, rel_id: str) -> Relation:
+                   name: str, what: str, path: Path, rel_id: str) -> Relation:
     if len(nodes) != 2:
-        raise DataFormatError(f"{_where(doc_id, what)} has {len(nodes)} nodes; only binary relations "
+        raise DataFormatError(f"{_where(name, what)} has {len(nodes)} nodes; only binary relations "
                               "are supported", path=path, field="node",
                               fix="split it into binary relations")
     refs = []
     for node in nodes:
         ref = node.get("refid")
         if ref not in by_ref:
-            raise DataFormatError(f"{_where(doc_id, what)} refers to {quote_id(ref)}, which is not a located "
+            raise DataFormatError(f"{_where(name, what)} refers to {quote_ref(ref)}, which is not a located "
                                   "annotation of the document", path=path, field="node refid",
                                   fix="refer to annotation ids of the same document")
         refs.append(by_ref[str(ref)])

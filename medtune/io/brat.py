@@ -26,19 +26,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Iterator
 
 from medtune.document import Document, Relation, Span
-from medtune.errors import DataFormatError, describe, quote_id
+from medtune.errors import DataFormatError, quote_id, quote_ref
 from medtune.fileutils import atomic_write, read_text
 from medtune.io._common import E_OFFSET, iter_lines_universal, parse_offset
 
 __all__ = ["read_brat", "write_brat"]
 
 _ID_RE = re.compile(r"[TRNAM#]\w+|E\w+|\*\w*")  # the first column of a line
-_QUOTABLE_REF_RE = re.compile(r"[TRNAME]\d{1,9}")  # only such references are quoted in errors
-
-
-def _ref(value: str) -> str:
-    """A reference for an error message: ``'T12'`` when brat-shaped, else described, not shown."""
-    return f"'{value}'" if _QUOTABLE_REF_RE.fullmatch(value) else f"<{describe(value)}, not shown>"
 
 
 @dataclass
@@ -92,7 +86,7 @@ def _read_pair(txt: Path, ann: Path, doc_id: str) -> Document:
         doc.metadata["brat_notes"] = parsed.notes
     if parsed.other:
         doc.metadata["brat_other"] = parsed.other
-    return doc.validate(source=str(ann))
+    return doc.validate(source=str(ann), name="the document")
 
 
 def _parse_ann(ann: Path, text: str) -> _Ann:
@@ -205,25 +199,26 @@ def _resolve(doc: Document, parsed: _Ann, ann: Path) -> None:
     spans: dict[str, Span] = {}
     for number, span in parsed.spans:
         if span.id in spans:
-            raise DataFormatError(f"span id {_ref(str(span.id))} is used twice", path=ann, line=number,
-                                  field="id", fix="give every T line its own id")
+            raise DataFormatError(f"span id {quote_ref(str(span.id))} is used twice", path=ann,
+                                  line=number, field="id", fix="give every T line its own id")
         spans[str(span.id)] = span
     relations: dict[str, Relation] = {}
     for number, rel in parsed.relations:
         if rel.id in relations:
-            raise DataFormatError(f"relation id {_ref(str(rel.id))} is used twice", path=ann, line=number,
-                                  field="id", fix="give every R line its own id")
+            raise DataFormatError(f"relation id {quote_ref(str(rel.id))} is used twice", path=ann,
+                                  line=number, field="id", fix="give every R line its own id")
         relations[str(rel.id)] = rel
     for number, rel in parsed.relations:
         for ref in (rel.head, rel.tail):
             if ref not in spans:
-                raise DataFormatError(f"relation argument {_ref(ref)} is not a span of this file", path=ann,
-                                      line=number, field="arguments",
+                raise DataFormatError(f"relation argument {quote_ref(ref)} is not a span of this file",
+                                      path=ann, line=number, field="arguments",
                                       fix="refer to T ids defined in the file")
     for number, target, ref in parsed.norms:
         if target not in spans:
-            raise DataFormatError(f"normalisation target {_ref(target)} is not a span of this file", path=ann,
-                                  line=number, field="target", fix="refer to a T id defined in the file")
+            raise DataFormatError(f"normalisation target {quote_ref(target)} is not a span of this file",
+                                  path=ann, line=number, field="target",
+                                  fix="refer to a T id defined in the file")
         spans[target].ids.append(ref)
     for number, target, name, value, raw in parsed.attributes:
         holder = spans.get(target) or relations.get(target)
@@ -231,7 +226,7 @@ def _resolve(doc: Document, parsed: _Ann, ann: Path) -> None:
             parsed.other.append(raw)  # an attribute of an event: kept with the event lines
             continue
         if holder is None:
-            raise DataFormatError(f"attribute target {_ref(target)} is not a span or relation of "
+            raise DataFormatError(f"attribute target {quote_ref(target)} is not a span or relation of "
                                   "this file",
                                   path=ann, line=number, field="target",
                                   fix="refer to a T or R id defined in the file")

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from medtune.document import Document, Relation, Span
-from medtune.errors import DataFormatError, describe, quote_id
+from medtune.errors import DataFormatError, describe, name_document, quote_id
 from medtune.fileutils import atomic_write
 from medtune.io._common import (
     E_OFFSET,
@@ -136,8 +136,8 @@ def _annotation_line(pending: _Pending | None, line: str, path: Path, number: in
                              "PMID, label, id1, id2 (tab-separated)",
         )
     if fields[0] != pending.pmid:
-        raise DataFormatError(f"the PMID column differs from the PMID {quote_id(pending.pmid)} of the "
-                              "document", path=path, line=number, field="PMID",
+        raise DataFormatError(f"the PMID column differs from the PMID of the document's title line "
+                              f"(line {pending.line})", path=path, line=number, field="PMID",
                               fix="separate documents by a blank line and check the PMIDs")
     if not _LABEL_START_RE.match(fields[1].strip()):
         pending.mentions.append((number, fields))
@@ -159,7 +159,7 @@ def _finish(pending: _Pending, path: Path, dedupe: DuplicateIds) -> Iterator[Doc
     if id_relations:
         metadata["id_relations"] = id_relations
     doc = Document(id=doc_id, text=text, spans=spans, relations=relations, metadata=metadata)
-    yield doc.validate(source=str(path))
+    yield doc.validate(source=str(path), name=name_document(f"of line {pending.line}", pending.pmid))
 
 
 def _int(value: str, name: str, path: Path, number: int) -> int:

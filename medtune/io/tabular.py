@@ -94,7 +94,9 @@ def read_table(path: str | Path, *, text_column: Column, text_pair_column: Colum
     ``label_column`` gives one label per row (it may not be empty); ``labels_column`` a multi-label
     list split on ``label_separator`` (empty means no label). Ids come from ``id_column`` or are
     ``f"{stem}-{n}"``, ``n`` the 0-based data row. The delimiter follows the suffix (``.tsv`` -> tab,
-    ``.csv`` -> comma) unless given. Blank lines are skipped.
+    ``.csv`` -> comma) unless given. Blank lines are skipped; lines end at LF, CRLF or CR. Quoting is
+    strict: a quote that is never closed (which would swallow every following row into one cell) or
+    text after a closing quote is an error naming the line where the row starts.
     """
     path = Path(path)
     if not path.exists():
@@ -102,7 +104,8 @@ def read_table(path: str | Path, *, text_column: Column, text_pair_column: Colum
     sep = _guess_delimiter(path, delimiter)
     _check_options(path, sep, label_separator)
     lines = (line for _, line in iter_lines_universal(path, keepends=True))
-    reader = csv.reader(lines, delimiter=sep, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
+    reader = csv.reader(lines, delimiter=sep, strict=True,
+                        quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
     header = next(_rows(reader, path), None) if has_header else None
     if has_header and header is None:
         return
@@ -130,16 +133,28 @@ def _check_options(path: Path, sep: object, label_separator: object) -> None:
 
 
 def _rows(reader: Any, path: Path) -> Iterator[list[str]]:
-    try:
-        yield from reader
-    except csv.Error as err:
-        line = getattr(reader, "line_num", None)
-        too_long = "field larger than field limit" in str(err)
-        what = (f"a cell longer than {csv.field_size_limit()} characters (the csv module's limit)"
-                if too_long else "malformed CSV (unbalanced quotes or a stray quote character)")
-        raise DataFormatError(what, path=path, line=line,
-                              fix="split or shorten the cell" if too_long else
-                              "check the quoting of this row, or read with quoting=False") from None
+    """The rows of ``reader``; a csv error names the line where the broken row starts."""
+    while True:
+        first = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            text = str(err)
+            if "field larger than field limit" in text:
+                what, fix = (f"a cell longer than {csv.field_size_limit()} characters (the csv module's "
+                             "limit)", "split or shorten the cell")
+            elif "unexpected end of data" in text:
+                what, fix = ("a quoted cell is not closed before the end of the file",
+                             "close the quote (a quote inside a quoted cell is written twice: \"\"), or "
+                             "read with quoting=False")
+            else:
+                what, fix = ("malformed CSV (a quote inside a quoted cell that is not doubled, or text "
+                             "after a closing quote)", "write a quote inside a quoted cell twice (\"\"), or "
+                                                       "read with quoting=False")
+            raise DataFormatError(what, path=path, line=first, fix=fix) from None
+        yield row
 
 
 def _document(row: list[str], index: dict[str, int], path: Path, line: int, n: int,

@@ -6,6 +6,7 @@ import pytest
 from transformers import TrainerCallback
 
 from medtune.config import RunConfig
+from medtune.errors import ConfigError, ModelError
 from medtune.io.jsonl import write_jsonl
 from medtune.training import train
 
@@ -26,14 +27,26 @@ class FirstStep(TrainerCallback):
             FirstStep.first = state.global_step
 
 
-def test_resume_continues_after_interrupt(tiny_model_dir, tmp_path):
+class Steps(TrainerCallback):
+    def __init__(self) -> None:
+        self.taken = 0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.taken += 1
+
+
+def three_epochs(tiny_model_dir, tmp_path, **training) -> RunConfig:
     write_jsonl(ner_docs(4), tmp_path / "train.jsonl")  # 4 windows, batch 2: 2 steps per epoch
-    cfg = RunConfig.from_dict({
+    return RunConfig.from_dict({
         "task": "ner", "base_model": str(tiny_model_dir),
         "data": {"train": str(tmp_path / "train.jsonl"), "format": "jsonl"},
         "model": {"max_length": 32, "stride": 8},
-        "training": {"epochs": 3, "batch_size": 2, "progress_bar": False, "bf16": "false", "seed": 1},
+        "training": {"epochs": 3, "batch_size": 2, "progress_bar": False, "bf16": "false", "seed": 1, **training},
     })
+
+
+def test_resume_continues_after_interrupt(tiny_model_dir, tmp_path):
+    cfg = three_epochs(tiny_model_dir, tmp_path)
     out = tmp_path / "model"
     with pytest.raises(KeyboardInterrupt):
         train(cfg, out, callbacks=[Interrupt()])
@@ -60,3 +73,45 @@ def test_same_seed_gives_the_same_model(tiny_model_dir, tmp_path):
     b = load_file(train(cfg, tmp_path / "b").output_dir / "model.safetensors")
     assert a.keys() == b.keys()
     assert all((a[k] == b[k]).all() for k in a)
+
+
+def test_resume_refuses_a_finished_model(tiny_model_dir, tmp_path):
+    cfg = three_epochs(tiny_model_dir, tmp_path, max_steps=2)
+    out = tmp_path / "model"
+    train(cfg, out)
+    weights = (out / "model.safetensors").read_bytes()
+    steps = Steps()
+    with pytest.raises(ConfigError, match=r"\[E300\] --resume: the model in .* has already finished training.*"
+                       r"Fix: use --overwrite to retrain it"):
+        train(cfg, out, resume=True, callbacks=[steps])
+    assert steps.taken == 0 and (out / "model.safetensors").read_bytes() == weights  # not retrained
+    assert not (out / "checkpoints").exists()
+    train(cfg, out, resume=True, overwrite=True, callbacks=[steps])  # what the fix says
+    assert steps.taken == 2
+
+
+def truncate(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def flip_a_byte(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+
+
+@pytest.mark.parametrize("name, damage", [("model.safetensors", truncate), ("optimizer.pt", truncate),
+                                          ("optimizer.pt", flip_a_byte), ("trainer_state.json", truncate)])
+def test_resume_from_a_damaged_checkpoint_is_refused(tiny_model_dir, tmp_path, name, damage):
+    cfg = three_epochs(tiny_model_dir, tmp_path)
+    out = tmp_path / "model"
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, out, callbacks=[Interrupt()])
+    damaged = out / "checkpoints" / "checkpoint-2" / name
+    damaged.write_bytes(damage(damaged.read_bytes()))
+    steps = Steps()
+    with pytest.raises(ModelError) as err:
+        train(cfg, out, resume=True, callbacks=[steps])
+    message = str(err.value)
+    assert message.startswith("[E400] --resume: checkpoint ") and "checkpoint-2 cannot be loaded" in message
+    assert f"({name}" in message and "Fix: delete" in message and "or drop --resume" in message
+    assert steps.taken == 0 and damaged.exists() and not (out / "config.json").exists()  # nothing removed

@@ -60,26 +60,34 @@ def checkpoint_to_resume(out: Path, *, resume: bool, overwrite: bool) -> str | N
 def check_checkpoint(checkpoint: Path) -> None:
     """Raise ModelError unless ``checkpoint`` looks loadable: a run killed while saving leaves a
     truncated one, which the Trainer would only notice after building everything."""
-    problem = None
-    try:
-        state = json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
-        if not isinstance(state, dict) or "global_step" not in state:
-            problem = f"{TRAINER_STATE} has no global_step"
-        with safe_open(str(checkpoint / WEIGHTS_NAME), framework="pt") as weights:
-            if not list(weights.keys()):
-                problem = f"{WEIGHTS_NAME} holds no tensors"
-        for path in sorted(checkpoint.glob("*.pt")) + sorted(checkpoint.glob("*.pth")):
-            with zipfile.ZipFile(path) as archive:  # torch.save writes a zip archive with CRCs
-                if archive.testzip() is not None:
-                    problem = f"{path.name} is corrupt"
-    except FileNotFoundError as err:
-        problem = f"{Path(err.filename or '').name or 'a file'} is missing"
-    except (OSError, ValueError, SafetensorError, zipfile.BadZipFile) as err:
-        problem = f"{type(err).__name__}: {err}"
+    problem = _checkpoint_problem(checkpoint)
     if problem:
         raise ModelError(f"--resume: checkpoint {checkpoint} cannot be loaded ({problem})",
                          fix=f"delete {checkpoint} to resume from the checkpoint before it, or drop --resume "
                          "to train from the beginning")
+
+
+def _checkpoint_problem(checkpoint: Path) -> str | None:
+    for name in (TRAINER_STATE, WEIGHTS_NAME):
+        if not (checkpoint / name).is_file():
+            return f"{name} is missing"
+    current = TRAINER_STATE
+    try:
+        state = json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or "global_step" not in state:
+            return f"{TRAINER_STATE} has no global_step"
+        current = WEIGHTS_NAME
+        with safe_open(str(checkpoint / WEIGHTS_NAME), framework="pt") as weights:
+            if not list(weights.keys()):
+                return f"{WEIGHTS_NAME} holds no tensors"
+        for path in sorted(checkpoint.glob("*.pt")) + sorted(checkpoint.glob("*.pth")):
+            current = path.name
+            with zipfile.ZipFile(path) as archive:  # torch.save writes a zip archive with CRCs
+                if archive.testzip() is not None:
+                    return f"{path.name} fails its checksum"
+    except (OSError, ValueError, SafetensorError, zipfile.BadZipFile) as err:
+        return f"{current}: {type(err).__name__}: {err}"
+    return None
 
 
 def remove_stale_checkpoints(out: Path) -> None:
@@ -90,14 +98,13 @@ def remove_stale_checkpoints(out: Path) -> None:
 @contextlib.contextmanager
 def tidied_on_failure(out: Path) -> Iterator[None]:
     """When the block fails, remove ``checkpoints/`` if no checkpoint was written into it, and ``out``
-    too if this run created it and left it empty (a checkpoint that was written stays, for --resume)."""
-    existed = out.exists()
+    (with the parents this run made) if it is left empty (a checkpoint that was written stays, for --resume)."""
+    made = [path for path in (out, *out.parents) if not path.exists()]  # deepest first
     try:
         yield
     except BaseException:
-        _remove_if_empty(out / CHECKPOINT_DIR)
-        if not existed:
-            _remove_if_empty(out)
+        for path in (out / CHECKPOINT_DIR, *made):
+            _remove_if_empty(path)
         raise
 
 

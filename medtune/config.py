@@ -11,15 +11,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from medtune.errors import ConfigError
+from medtune.tasks import TASKS, TaskOptions
+from medtune.tasks.options import StrictModel, drop_foreign_defaults
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+_Strict = StrictModel
 
 
 class DataConfig(_Strict):
@@ -48,63 +49,6 @@ class DataConfig(_Strict):
             raise ValueError("give either data.name (a named corpus) or data.train (a file)")
         if self.name is not None and self.train is not None:
             raise ValueError("give data.name or data.train, not both")
-        return self
-
-
-class ModelConfig(_Strict):
-    head: Literal["linear", "crf", "cnn"] = "linear"
-    max_length: int = Field(256, ge=8, le=8192, description="tokens per window, special tokens included")
-    stride: int = Field(64, ge=0, description="tokens of overlap between consecutive windows")
-    tag_scheme: Literal["IOB2", "BIOES"] = "IOB2"
-    overlapping_spans: Literal["error", "keep_longest"] = Field(
-        "error", description="NER: what to do with overlapping gold spans BIO tags cannot represent")
-    multi_label: bool | None = Field(None, description="classification: None = from the corpus")
-    labels: list[str] | None = Field(None, description="label set; None = from the training data")
-    pooling: Literal["cls", "mean"] = "mean"
-    chunk_pooling: Literal["mean", "max"] = "max"
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    cnn_kernel_sizes: list[int] = Field(default_factory=lambda: [3, 4, 5])
-    cnn_filters: int = Field(128, ge=1)
-    tune_thresholds: bool = True
-    # relation extraction
-    relation_schema: list[tuple[str, str, str]] | None = Field(
-        None, description="relation: allowed (head type, tail type, relation) triples; None = those seen "
-        "in the training data")
-    pair_scope: Literal["sentence", "document"] = Field(
-        "sentence", description="relation: candidate pairs within one sentence, or anywhere in the document "
-        "(within max_pair_chars)")
-    max_pair_chars: int = Field(2000, ge=1, description="relation: farthest apart two spans of a candidate may be")
-    group_by: Literal["mention", "id"] = Field(
-        "mention", description="relation: pairs of mentions, or pairs of normalised ids (document-level "
-        "relations such as BC5CDR CID; each id pair is read at its closest mention pair)")
-    negative_ratio: float | None = Field(
-        None, gt=0, description="relation: keep at most this many negative candidates per positive in "
-        "training (a deterministic sample); None = all")
-    distant_negatives: bool = Field(
-        False, description="relation: also train on unannotated documents whose spans are found by "
-        "exact match of the annotated mentions, every pair a negative (for corpora that annotate entities "
-        "only where a relation holds, e.g. ADE)")
-    negatives_from_model: str | None = Field(
-        None, description="relation: a NER model directory; the unannotated training documents get the spans "
-        "it predicts, every pair a negative, so the relation model learns to reject what the pipeline's NER "
-        "proposes in text without relations (instead of distant_negatives; ideally a NER model that never "
-        "trained on those documents)")
-    context_chars: int = Field(600, ge=0, description="relation/assertion: characters of context kept "
-                               "around the marked spans before token budgeting")
-    # assertion
-    assertion_attribute: str = Field("assertion", description="assertion: the span attribute holding "
-                                      "the gold value (present, negated, uncertain, ...)")
-    assertion_labels: list[str] | None = Field(None, description="assertion: entity labels to classify "
-                                               "(None = every span)")
-
-    @model_validator(mode="after")
-    def _stride_fits(self) -> "ModelConfig":
-        if self.stride >= self.max_length - 2:
-            raise ValueError(f"model.stride ({self.stride}) must be smaller than model.max_length - 2 "
-                             f"({self.max_length - 2})")
-        if self.distant_negatives and self.negatives_from_model:
-            raise ValueError("model.distant_negatives and model.negatives_from_model both propose spans for the "
-                             "unannotated training documents; choose one")
         return self
 
 
@@ -161,10 +105,12 @@ class EvalConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    task: Literal["ner", "classification", "relation", "assertion"]
+    """A training run. ``model:`` holds the options of the run's task (``TASK.options_class``)."""
+
+    task: str = Field(description="a registered task: ner, classification, relation, assertion, ...")
     base_model: str = DEFAULT_BASE_MODEL
     data: DataConfig
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    model: SerializeAsAny[TaskOptions] = Field(default_factory=TaskOptions)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output_dir: str | None = None
@@ -178,8 +124,33 @@ class RunConfig(_Strict):
             apply_override(raw, dotted, value)
         return cls.from_dict(raw, source=str(path))
 
+    @field_validator("task")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in TASKS:
+            raise ValueError(f"unknown task '{value}'; registered tasks: {', '.join(TASKS)}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_options(cls, raw: Any) -> Any:
+        """Validate ``model:`` with the options class of the config's task."""
+        if isinstance(raw, dict) and raw.get("task") in TASKS:
+            options = TASKS[raw["task"]].options_class
+            model = raw.get("model")
+            if model is None or isinstance(model, dict):
+                others = [t.options_class for t in TASKS.values() if t.options_class is not options]
+                raw = {**raw, "model": options.model_validate(drop_foreign_defaults(model or {}, options, others))}
+        return raw
+
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> "RunConfig":
+        task = raw.get("task") if isinstance(raw, dict) else None
+        if task in TASKS and isinstance(raw.get("model"), dict):
+            try:  # the model section first, so that its errors name model.KEY and the task's valid keys
+                cls._task_options(raw)
+            except ValidationError as err:
+                raise ConfigError(_explain(err, source, TASKS[task].options_class, ("model",))) from None
         try:
             return cls.model_validate(raw)
         except ValidationError as err:
@@ -221,13 +192,14 @@ def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(current.model_fields)
 
 
-def _explain(err: ValidationError, source: str) -> str:
+def _explain(err: ValidationError, source: str, root: type[BaseModel] | None = None,
+             prefix: tuple[str, ...] = ()) -> str:
     lines = []
     for e in err.errors():
         loc = tuple(e["loc"])
-        dotted = ".".join(str(p) for p in loc) or "(top level)"
+        dotted = ".".join(str(p) for p in prefix + loc) or "(top level)"
         if e["type"] == "extra_forbidden":
-            valid = _valid_keys(RunConfig, loc)
+            valid = _valid_keys(root or RunConfig, loc)
             near = difflib.get_close_matches(str(loc[-1]), valid, n=1)
             hint = f" Did you mean '{near[0]}'?" if near else ""
             lines.append(f"unknown key '{dotted}'.{hint} Valid keys here: {', '.join(valid)}")

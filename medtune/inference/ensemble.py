@@ -45,19 +45,18 @@ def _log_mean_probs(logits: list[torch.Tensor]) -> torch.Tensor:
     return torch.logsumexp(logp, dim=0) - torch.log(torch.tensor(float(len(logits))))
 
 
-# what members must share, beyond the tokenizer, for their probabilities to be averaged
-_ENSEMBLE_KEYS = {"ner": ("tags",), "relation": ("classes",)}
-_ENSEMBLE_META = {"ner": ("labels", "tag_scheme"),
-                  "relation": ("labels", "schema", "pair_scope", "group_by", "max_length", "context_chars")}
+#: how members' outputs are combined, by the task's ``ensemble`` kind
+WRAPPERS: dict[str, type[torch.nn.Module]] = {"tags": TagEnsemble, "classes": ClassEnsemble}
 
 
 def load_ensemble(paths: list[str | Path], *, device: str | None = None, mode: str = "auto",
                   batch_size: int = 32, num_threads: int | None = None) -> Predictor:
-    """Load several NER, or several relation, model directories as one model that averages their
-    probabilities (word-level tag probabilities; relation class probabilities).
+    """Load several model directories of one task as one model that averages their probabilities
+    (for NER the word-level tag probabilities, for relations the class probabilities: the task's
+    ``ensemble`` kind says which).
 
-    The members must be of one task, with the same labels and tokenizer (e.g. one config trained with
-    different seeds); NER members need the linear head. Windows follow the first member's settings.
+    The members must be of one task, with the same labels, settings (the task's ``ensemble_meta``) and
+    tokenizer (e.g. one config trained with different seeds). Windows follow the first member's settings.
     """
     check_mode(mode)
     if mode in ONNX_MODES:
@@ -65,9 +64,6 @@ def load_ensemble(paths: list[str | Path], *, device: str | None = None, mode: s
     if len(paths) < 2:
         raise ConfigError("an ensemble needs at least two model directories", fix="list two or more, or use load()")
     kind = read_meta(paths[0]).get("task")
-    if kind not in _ENSEMBLE_KEYS:
-        raise ModelError(f"{paths[0]} is a '{kind}' model; ensembles are for ner and relation models",
-                         fix="ensemble NER or relation models")
     tune_allocator()
     if num_threads:
         torch.set_num_threads(num_threads)
@@ -75,25 +71,25 @@ def load_ensemble(paths: list[str | Path], *, device: str | None = None, mode: s
     members, first = [], None
     for path in paths:
         model, tokenizer, task = load_model(path, expected_task=kind, device=dev)
-        if getattr(model, "head", "linear") == "crf":
-            raise ModelError(f"{path} has a 'crf' head; an ensemble averages tag probabilities, which a "
-                             "CRF's scores are not", fix="ensemble NER models with the linear head")
+        task.check_ensemble_member(model, path)
         if first is None:
             first = (tokenizer, task)
         else:
-            for key in _ENSEMBLE_KEYS[kind]:
-                if getattr(task, key) != getattr(first[1], key):
-                    raise ModelError(f"{path} has {key} {getattr(task, key)}, but {paths[0]} has "
-                                     f"{getattr(first[1], key)}", fix="ensemble models trained with the same "
-                                     "labels and settings (e.g. one config, different seeds)")
-            for key in _ENSEMBLE_META[kind]:
-                if task.meta.get(key) != first[1].meta.get(key):
-                    raise ModelError(f"{path} has {key} {task.meta.get(key)!r}, but {paths[0]} has "
-                                     f"{first[1].meta.get(key)!r}", fix="ensemble models trained with the same "
-                                     "labels and settings (e.g. one config, different seeds)")
-            if tokenizer.get_vocab() != first[0].get_vocab():
-                raise ModelError(f"{path} has another tokenizer than {paths[0]}",
-                                 fix="ensemble models fine-tuned from the same base model")
+            _check_same(task, first[1], tokenizer, first[0], path, paths[0])
         members.append(model)
-    wrapper = TagEnsemble(members) if kind == "ner" else ClassEnsemble(members)
+    wrapper = WRAPPERS[first[1].ensemble](members)
     return Predictor(wrapper.eval(), first[0], first[1], device=dev, mode=mode, batch_size=batch_size)
+
+
+def _check_same(task, ref, tokenizer, ref_tokenizer, path, ref_path) -> None:
+    fix = "ensemble models trained with the same labels and settings (e.g. one config, different seeds)"
+    for key in task.ensemble_attributes:
+        if getattr(task, key) != getattr(ref, key):
+            raise ModelError(f"{path} has {key} {getattr(task, key)}, but {ref_path} has {getattr(ref, key)}", fix=fix)
+    for key in task.ensemble_meta:
+        if task.meta.get(key) != ref.meta.get(key):
+            raise ModelError(f"{path} has {key} {task.meta.get(key)!r}, but {ref_path} has {ref.meta.get(key)!r}",
+                             fix=fix)
+    if tokenizer.get_vocab() != ref_tokenizer.get_vocab():
+        raise ModelError(f"{path} has another tokenizer than {ref_path}",
+                         fix="ensemble models fine-tuned from the same base model")

@@ -8,10 +8,10 @@ behind the same ``Predictor``: tokenisation, windowing and decoding are the PyTo
 
 What goes into the graph:
 
-- NER: ``input_ids, attention_mask, word_index -> emissions`` (float logits at word positions, as
+- ``ner-emissions`` (the NER task's ``onnx_graph``): ``input_ids, attention_mask, word_index -> emissions`` (float logits at word positions, as
   ``TokenTaggingModel.emissions``). CRF transition scores stay outside the graph: they are only used by
   the numpy Viterbi and are read from ``model.safetensors``.
-- classification: ``input_ids, attention_mask[, token_type_ids] -> chunk_features`` (one feature vector
+- ``classification-chunk-features`` (classification): ``input_ids, attention_mask[, token_type_ids] -> chunk_features`` (one feature vector
   per chunk, as ``SequenceClassificationModel.chunk_features``). Pooling chunks per document
   (``scatter_reduce`` amax/mean, which opset 17 cannot express) and the linear classifier run in
   PyTorch at inference time, with the saved classifier weights: the same operations as the torch model.
@@ -37,8 +37,14 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from safetensors import safe_open
+from transformers import AutoConfig, AutoTokenizer
+
+import medtune
 from medtune.errors import ConfigError, MissingExtraError, ModelError
 from medtune.fileutils import atomic_path
+from medtune.models.store import WEIGHTS_NAME, load_model, read_meta
+from medtune.tasks import TASKS, task_class
 
 OPSET = 17
 ONNX_DIRNAME = "onnx"
@@ -110,7 +116,13 @@ class _ChunkGraph(torch.nn.Module):
         return self.model.chunk_features(states, attention_mask).float()
 
 
-def _example_inputs(task_name: str, config: Any, use_types: bool, batch: int = 2,
+NER_GRAPH = "ner-emissions"
+CHUNK_GRAPH = "classification-chunk-features"
+#: the graph kinds a task can name as its ``onnx_graph`` -> the module that wraps the model for export
+GRAPHS: dict[str, type[torch.nn.Module]] = {NER_GRAPH: _NerGraph, CHUNK_GRAPH: _ChunkGraph}
+
+
+def _example_inputs(graph_kind: str, config: Any, use_types: bool, batch: int = 2,
                     seq: int = 12) -> dict[str, torch.Tensor]:
     """Inputs to trace with: the second row is padded, so the attention-mask path is recorded."""
     gen = torch.Generator().manual_seed(0)
@@ -119,7 +131,7 @@ def _example_inputs(task_name: str, config: Any, use_types: bool, batch: int = 2
     attention = torch.ones(batch, seq, dtype=torch.long)
     attention[1, seq // 2:] = 0
     inputs = {"input_ids": input_ids, "attention_mask": attention}
-    if task_name == "ner":
+    if graph_kind == NER_GRAPH:
         words = seq // 2
         word_index = torch.arange(1, words + 1).repeat(batch, 1)
         word_index[1, words // 2:] = 0
@@ -131,9 +143,9 @@ def _example_inputs(task_name: str, config: Any, use_types: bool, batch: int = 2
     return inputs
 
 
-def _graph_spec(task_name: str, use_types: bool) -> tuple[list[str], list[str], dict[str, dict[int, str]]]:
+def _graph_spec(graph_kind: str, use_types: bool) -> tuple[list[str], list[str], dict[str, dict[int, str]]]:
     seq_axes = {0: "batch", 1: "sequence"}
-    if task_name == "ner":
+    if graph_kind == NER_GRAPH:
         inputs = ["input_ids", "attention_mask", "word_index"]
         outputs = ["emissions"]
         axes = {"input_ids": seq_axes, "attention_mask": seq_axes, "word_index": {0: "batch", 1: "words"},
@@ -158,23 +170,22 @@ def export_onnx(model_dir: str | Path, *, quantize: str | None = None, output: s
         raise ConfigError(f"unknown quantization '{quantize}'", fix=f"use one of: {', '.join(QUANTIZATIONS)}")
     ort = require_onnxruntime("ONNX export")
     onnx = _require_onnx()
-    import medtune
-    from medtune.models.store import load_model
-
     model_dir = Path(model_dir)
     model, _tokenizer, task = load_model(model_dir, device="cpu")
-    if task.name not in ("ner", "classification"):
-        raise ModelError(f"ONNX export covers NER and classification models; {model_dir} is a '{task.name}' "
+    kind = task.onnx_graph
+    if kind not in GRAPHS:
+        exportable = sorted(name for name, cls in TASKS.items() if cls.onnx_graph in GRAPHS)
+        raise ModelError(f"ONNX export covers {', '.join(exportable)} models; {model_dir} is a '{task.name}' "
                          "model", fix="run it with PyTorch (mode auto, fp32 or bf16)")
     model = model.float().eval()
     out_dir = Path(output) if output is not None else model_dir / ONNX_DIRNAME
     out_dir.mkdir(parents=True, exist_ok=True)
-    use_types = task.name != "ner" and getattr(model.config, "type_vocab_size", 0) > 1
+    use_types = kind != NER_GRAPH and getattr(model.config, "type_vocab_size", 0) > 1
     # a wrapper module starts in training mode, and export restores that mode on the whole model
     # afterwards (dropout on): put it in eval mode first
-    graph = (_NerGraph(model) if task.name == "ner" else _ChunkGraph(model)).eval()
-    input_names, output_names, axes = _graph_spec(task.name, use_types)
-    example = _example_inputs(task.name, model.config, use_types)
+    graph = GRAPHS[kind](model).eval()
+    input_names, output_names, axes = _graph_spec(kind, use_types)
+    example = _example_inputs(kind, model.config, use_types)
 
     written: dict[str, Path] = {}
     fp32_path = out_dir / FP32_NAME
@@ -187,7 +198,7 @@ def export_onnx(model_dir: str | Path, *, quantize: str | None = None, output: s
                           opset_version=OPSET, dynamo=False, do_constant_folding=True)
         onnx.checker.check_model(str(tmp))
         if check:
-            _check_against_torch(ort, tmp, graph, task.name, model.config, use_types, input_names)
+            _check_against_torch(ort, tmp, graph, kind, model.config, use_types, input_names)
     written["fp32"] = fp32_path
 
     quant_info = {}
@@ -205,7 +216,7 @@ def export_onnx(model_dir: str | Path, *, quantize: str | None = None, output: s
     meta = {
         "format_version": FORMAT_VERSION,
         "task": task.name,
-        "graph": "ner-emissions" if task.name == "ner" else "classification-chunk-features",
+        "graph": kind,
         "inputs": input_names,
         "outputs": output_names,
         "opset": OPSET,
@@ -231,9 +242,9 @@ def export_onnx(model_dir: str | Path, *, quantize: str | None = None, output: s
     return written
 
 
-def _check_against_torch(ort, path: Path, graph: torch.nn.Module, task_name: str, config: Any,
+def _check_against_torch(ort, path: Path, graph: torch.nn.Module, graph_kind: str, config: Any,
                          use_types: bool, input_names: list[str], tol: float = 1e-3) -> None:
-    probe = _example_inputs(task_name, config, use_types, batch=3, seq=19)
+    probe = _example_inputs(graph_kind, config, use_types, batch=3, seq=19)
     session = ort.InferenceSession(str(path), _session_options(ort, 1), providers=["CPUExecutionProvider"])
     got = session.run(None, {name: probe[name].numpy() for name in input_names})[0]
     with torch.no_grad():
@@ -348,12 +359,6 @@ def load_onnx_model(model_dir: str | Path, *, quantized: bool = False, onnx_dir:
                     threads: int | None = None) -> tuple[_OnnxModel, Any, Any]:
     """``(model adapter, tokenizer, task)`` for an exported model directory."""
     ort = require_onnxruntime("ONNX inference")
-    from safetensors import safe_open
-    from transformers import AutoConfig, AutoTokenizer
-
-    from medtune.models.store import WEIGHTS_NAME, read_meta
-    from medtune.tasks import task_class
-
     model_dir = Path(model_dir)
     meta = read_meta(model_dir)
     onnx_dir = Path(onnx_dir) if onnx_dir is not None else model_dir / ONNX_DIRNAME
@@ -380,7 +385,7 @@ def load_onnx_model(model_dir: str | Path, *, quantized: bool = False, onnx_dir:
     session = ort.InferenceSession(str(onnx_dir / name), _session_options(ort, threads),
                                    providers=["CPUExecutionProvider"])
     with safe_open(str(model_dir / WEIGHTS_NAME), framework="pt", device="cpu") as weights:
-        if task.name == "ner":
+        if export.get("graph", NER_GRAPH if meta["task"] == "ner" else CHUNK_GRAPH) == NER_GRAPH:
             head = meta.get("head", "linear")
             crf = None
             if head == "crf":

@@ -10,7 +10,10 @@ import torch
 
 from medtune.document import Document
 from medtune.errors import ConfigError
+from medtune.inference.onnx import load_onnx_model
+from medtune.models.store import load_model
 from medtune.runtime import resolve_bf16, tune_allocator
+from medtune.tasks import Predictions
 
 TORCH_MODES = ("auto", "fp32", "bf16")
 ONNX_MODES = ("onnx", "onnx-int8")
@@ -57,21 +60,23 @@ class Predictor:
     def __call__(self, text: str | Document) -> Document:
         return next(self.pipe([text], batch_size=1))
 
-    def pipe(self, items: Iterable[str | Document], batch_size: int | None = None) -> Iterator[Document]:
-        """Predict lazily: memory stays bounded however many items stream through."""
-        counter = itertools.count()
+    def pipe(self, items: Iterable[str | Document], batch_size: int | None = None) -> Predictions:
+        """Predict lazily: memory stays bounded however many items stream through. The returned
+        iterator's ``diagnostics`` hold this call's counts (e.g. ``candidates_too_long``)."""
+        return self.task.predict(self.model, as_documents(items), batch_size=batch_size or self.batch_size,
+                                 device=self.device, bf16=self.bf16)
 
-        def as_docs() -> Iterator[Document]:
-            for item in items:
-                if isinstance(item, Document):
-                    yield item
-                elif isinstance(item, str):
-                    yield Document(id=f"doc-{next(counter)}", text=item)
-                else:
-                    raise TypeError(f"pipe() takes strings or Documents, not {type(item).__name__}")
 
-        yield from self.task.predict(self.model, as_docs(), batch_size=batch_size or self.batch_size,
-                                     device=self.device, bf16=self.bf16)
+def as_documents(items: Iterable[str | Document]) -> Iterator[Document]:
+    """Documents as given, and strings as documents ``doc-0``, ``doc-1``, ... (numbered among strings)."""
+    counter = itertools.count()
+    for item in items:
+        if isinstance(item, Document):
+            yield item
+        elif isinstance(item, str):
+            yield Document(id=f"doc-{next(counter)}", text=item)
+        else:
+            raise TypeError(f"expected strings or Documents, not {type(item).__name__}")
 
 
 def load(path: str | Path, *, device: str | None = None, mode: str = "auto", batch_size: int = 32,
@@ -81,15 +86,11 @@ def load(path: str | Path, *, device: str | None = None, mode: str = "auto", bat
     ``mode="onnx"`` / ``"onnx-int8"`` runs the graph written by ``medtune export`` (in ``path/onnx``,
     or ``onnx_dir``) with onnxruntime on the CPU, ``intra_op_num_threads`` = torch's thread count.
     """
-    from medtune.models.store import load_model
-
     check_mode(mode)
     tune_allocator()
     if num_threads:
         torch.set_num_threads(num_threads)
     if mode in ONNX_MODES:
-        from medtune.inference.onnx import load_onnx_model
-
         if device not in (None, "cpu"):
             raise ConfigError(f"mode '{mode}' runs on the CPU only, not on '{device}'",
                               fix="drop device=, or use mode='auto' on an accelerator")

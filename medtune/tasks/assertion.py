@@ -11,15 +11,20 @@ values the model knows, so the two back ends are interchangeable in a pipeline.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 import numpy as np
+from pydantic import Field
 from torch import nn
 
 from medtune.document import Document, Span
-from medtune.errors import ConfigError, DataFormatError
+from medtune.errors import DataFormatError
+from medtune.evaluation.metrics import _pair_docs, _prf_table
+from medtune.models.heads import MarkedSpanModel
 from medtune.sentences import sentence_index, sentences_of
 from medtune.tasks.marked import HEAD_SYMBOLS, Mark, MarkedEncoder, MarkedSpanTask
+from medtune.tasks.options import TaskOptions
+from medtune.tasks.registry import register_task
 
 #: assertion value -> the boolean flag it sets (the rule engine's attribute names)
 FLAGS = {"negated": "negated", "absent": "negated", "uncertain": "uncertain", "possible": "uncertain",
@@ -27,8 +32,19 @@ FLAGS = {"negated": "negated", "absent": "negated", "uncertain": "uncertain", "p
          "conditional": "conditional"}
 
 
+class AssertionOptions(TaskOptions):
+    head: Literal["linear"] = "linear"
+    assertion_attribute: str = Field("assertion", description="the span attribute holding the gold value "
+                                     "(present, negated, uncertain, ...)")
+    assertion_labels: list[str] | None = Field(None, description="entity labels to classify (None = every span)")
+    context_chars: int = Field(600, ge=0, description="characters of context kept around the marked span "
+                               "before token budgeting")
+
+
+@register_task
 class AssertionTask(MarkedSpanTask):
     name = "assertion"
+    options_class = AssertionOptions
 
     def __init__(self, meta: dict[str, Any], tokenizer: Any) -> None:
         super().__init__(meta, tokenizer)
@@ -41,8 +57,6 @@ class AssertionTask(MarkedSpanTask):
     @classmethod
     def meta_from_config(cls, config: Any, train_docs: list[Document]) -> dict[str, Any]:
         m = config.model
-        if m.head != "linear":
-            raise ConfigError(f"model.head '{m.head}' is not available for assertion", fix="use 'linear'")
         attribute = m.assertion_attribute
         labels = m.labels or sorted({str(s.attributes[attribute]) for d in train_docs for s in d.spans
                                      if attribute in s.attributes})
@@ -54,8 +68,6 @@ class AssertionTask(MarkedSpanTask):
                 "context_chars": m.context_chars, "dropout": m.dropout, "head": "linear"}
 
     def build_model(self, encoder: nn.Module) -> nn.Module:
-        from medtune.models.heads import MarkedSpanModel
-
         return MarkedSpanModel(encoder, len(self.labels), num_markers=1, use_cls=True,
                                dropout=self.meta.get("dropout", 0.1))
 
@@ -110,9 +122,17 @@ class AssertionTask(MarkedSpanTask):
         if value.lower() in FLAGS:
             span.attributes[FLAGS[value.lower()]] = True
 
-    def metrics(self, gold: list[Document], pred: list[Document], **options: Any) -> dict[str, Any]:
+    def metrics(self, gold: list[Document], pred: list[Document], *, diagnostics: Counter | None = None,
+                **options: Any) -> dict[str, Any]:
         return assertion_metrics(gold, pred, self.attribute, self.labels,
                                  positive_label=options.get("positive_label"), entity_labels=self.entity_labels)
+
+    def error_examples(self, gold: list[Document], pred: list[Document], n: int) -> list[dict[str, Any]]:
+        attr = self.attribute
+        return [{"document": g.id, "start": gs.start, "end": gs.end, "gold": gs.attributes.get(attr),
+                 "predicted": ps.attributes.get(attr)}
+                for g, p in zip(gold, pred) for gs, ps in zip(g.spans, p.spans)
+                if gs.attributes.get(attr) != ps.attributes.get(attr)][:n]
 
 
 def assertion_metrics(gold: list[Document], pred: list[Document], attribute: str, labels: list[str], *,
@@ -122,8 +142,6 @@ def assertion_metrics(gold: list[Document], pred: list[Document], attribute: str
     The headline ``f1`` is the F1 of ``positive_label`` (default: ``negated`` when it is a value),
     else the macro F1.
     """
-    from medtune.evaluation.metrics import _pair_docs, _prf_table
-
     tp, fp, fn = Counter(), Counter(), Counter()
     confusion: Counter = Counter()
     total = correct = missing = 0

@@ -1,19 +1,38 @@
-"""What every task family provides: model, collation, decoding, metrics.
+"""What every task family provides: options, model, collation, decoding, metrics.
 
 A task object holds everything needed to turn documents into model inputs and model outputs back
-into documents. It is created from a training config (``from_config``) or from a saved model's
-``medtune`` metadata (``from_meta``), so training and inference share one code path.
+into documents. It is created from a training config (``meta_from_config``) or from a saved model's
+``medtune`` metadata, so training and inference share one code path.
+
+A task object is shared: one loaded model may serve many threads at once. Nothing a call computes is
+stored on it; :meth:`Task.predict` returns a :class:`Predictions` iterator that carries the call's own
+diagnostics (e.g. candidates too long for ``max_length``). Tokenizer calls go through
+:func:`tokenize`, which serialises them (a fast tokenizer's truncation settings are shared state).
 """
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from typing import Any, Iterable, Iterator
+from collections import Counter
+from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 import torch
 from torch import nn
 
+from medtune.batching import buffered
 from medtune.document import Document
+from medtune.errors import ModelError
+from medtune.tasks.options import TaskOptions
+
+_TOKENIZER_LOCK = threading.RLock()
+
+
+def tokenize(tokenizer: Any, *args: Any, **kwargs: Any) -> Any:
+    """``tokenizer(*args, **kwargs)``, one call at a time: a fast tokenizer changes its shared
+    truncation state on calls with other settings, which fails ("Already borrowed") under threads."""
+    with _TOKENIZER_LOCK:
+        return tokenizer(*args, **kwargs)
 
 
 def pad(sequences: list[list[int]], value: int) -> torch.Tensor:
@@ -34,10 +53,37 @@ def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     return list(ids[:first]), list(ids[last + 1:])
 
 
-class Task(ABC):
-    """A task family. Subclasses set ``name`` and implement the abstract methods."""
+class Predictions(Iterator[Document]):
+    """The documents a :meth:`Task.predict` call yields, in order, and that call's ``diagnostics``
+    (counts such as ``candidates_too_long``), complete once the iterator is exhausted."""
 
-    name: str = ""
+    def __init__(self, run: Callable[[Counter], Iterator[Document]]) -> None:
+        self.diagnostics: Counter = Counter()
+        self._documents = run(self.diagnostics)
+
+    def __iter__(self) -> "Predictions":
+        return self
+
+    def __next__(self) -> Document:
+        return next(self._documents)
+
+
+class Task(ABC):
+    """A task family. Subclasses set ``name`` and ``options_class`` and implement the abstract methods.
+
+    Class attributes tell the rest of medtune what the task supports, so no code branches on its name:
+    ``onnx_graph`` (the graph kind ``medtune export`` writes, see ``medtune.inference.onnx``; None = no
+    export), ``ensemble`` (``"tags"``: members' word-level tag probabilities are averaged, ``"classes"``:
+    class probabilities; None = no ensembles), ``ensemble_attributes`` / ``ensemble_meta`` (what members
+    must share).
+    """
+
+    name: ClassVar[str] = ""
+    options_class: ClassVar[type[TaskOptions]] = TaskOptions
+    onnx_graph: ClassVar[str | None] = None
+    ensemble: ClassVar[str | None] = None
+    ensemble_attributes: ClassVar[tuple[str, ...]] = ()
+    ensemble_meta: ClassVar[tuple[str, ...]] = ("labels",)
 
     def __init__(self, meta: dict[str, Any], tokenizer: Any) -> None:
         self.meta = meta
@@ -71,22 +117,45 @@ class Task(ABC):
         return len(feature["input_ids"])
 
     # -------------------------------------------------------------- inference
+    def buffer_size(self, batch_size: int) -> int:
+        """Documents decoded together: enough to fill several length-sorted batches."""
+        return max(64, batch_size * 4)
+
+    def predict(self, model: nn.Module, docs: Iterable[Document], *, batch_size: int = 32,
+                device: torch.device | None = None, bf16: bool = False) -> Predictions:
+        """A prediction for every document, in order (inputs are not modified), streamed in buffers."""
+        device = device or next(model.parameters()).device
+        model.eval()
+
+        def run(diagnostics: Counter) -> Iterator[Document]:
+            for chunk in buffered(docs, self.buffer_size(batch_size)):
+                yield from self.predict_buffer(model, chunk, batch_size=batch_size, device=device, bf16=bf16,
+                                               diagnostics=diagnostics)
+
+        return Predictions(run)
+
     @abstractmethod
-    def predict(
-        self,
-        model: nn.Module,
-        docs: Iterable[Document],
-        *,
-        batch_size: int = 32,
-        device: torch.device | None = None,
-        bf16: bool = False,
-    ) -> Iterator[Document]:
-        """Yield a prediction for every document, in order (inputs are not modified)."""
+    def predict_buffer(self, model: nn.Module, docs: list[Document], *, batch_size: int, device: torch.device,
+                       bf16: bool, diagnostics: Counter) -> list[Document]:
+        """Predictions for one buffer of documents (new documents; the inputs are not modified)."""
 
     # ---------------------------------------------------------------- metrics
     @abstractmethod
-    def metrics(self, gold: list[Document], pred: list[Document], **options: Any) -> dict[str, Any]:
-        """Metrics with the headline figure at top-level ``f1``."""
+    def metrics(self, gold: list[Document], pred: list[Document], *, diagnostics: Counter | None = None,
+                **options: Any) -> dict[str, Any]:
+        """Metrics with the headline figure at top-level ``f1``; ``diagnostics`` from the prediction call."""
+
+    def error_examples(self, gold: list[Document], pred: list[Document], n: int) -> list[dict[str, Any]]:
+        """Up to ``n`` disagreements for ``medtune evaluate --errors`` (ids and labels; offsets)."""
+        return [{"document": g.id, "gold": g.labels, "predicted": p.labels}
+                for g, p in zip(gold, pred) if sorted(g.labels) != sorted(p.labels)][:n]
+
+    # ------------------------------------------------------------- ensembles
+    def check_ensemble_member(self, model: nn.Module, path: Any) -> None:
+        """Raise ModelError when ``model`` cannot be averaged with others of this task."""
+        if self.ensemble is None:
+            raise ModelError(f"{path} is a '{self.name}' model, which has no ensembles",
+                             fix="ensemble models of a task that supports them (ner, relation)")
 
     def after_training(self, model: nn.Module, dev_docs: list[Document], *, batch_size: int,
                        device: torch.device, bf16: bool) -> None:

@@ -9,23 +9,43 @@ dev split and saved with the model.
 from __future__ import annotations
 
 import logging
-from itertools import islice
-from typing import Any, Iterable, Iterator
+from collections import Counter
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
+from medtune.batching import length_batches
 from medtune.document import Document, label_set
 from medtune.errors import DataFormatError
+from medtune.evaluation.metrics import classification_metrics
+from medtune.models.heads import SequenceClassificationModel
 from medtune.runtime import autocast
-from medtune.tasks.base import Task, pad
+from medtune.tasks.base import Task, pad, tokenize
+from medtune.tasks.options import TaskOptions
+from medtune.tasks.registry import register_task
 
 logger = logging.getLogger(__name__)
 
 
+class ClassificationOptions(TaskOptions):
+    head: Literal["linear", "cnn"] = "linear"
+    multi_label: bool | None = Field(None, description="None = from the corpus (any document without "
+                                     "exactly one label makes it multi-label)")
+    pooling: Literal["cls", "mean"] = "mean"
+    chunk_pooling: Literal["mean", "max"] = "max"
+    cnn_kernel_sizes: list[int] = Field(default_factory=lambda: [3, 4, 5])
+    cnn_filters: int = Field(128, ge=1)
+    tune_thresholds: bool = Field(True, description="multi-label: per-label thresholds tuned on dev")
+
+
+@register_task
 class ClassificationTask(Task):
     name = "classification"
+    options_class = ClassificationOptions
+    onnx_graph = "classification-chunk-features"
 
     def __init__(self, meta: dict[str, Any], tokenizer: Any) -> None:
         super().__init__(meta, tokenizer)
@@ -48,7 +68,7 @@ class ClassificationTask(Task):
             "task": cls.name,
             "labels": list(labels),
             "multi_label": bool(multi),
-            "head": config.model.head if config.model.head in ("linear", "cnn") else _bad_head(config.model.head),
+            "head": config.model.head,
             "max_length": config.model.max_length,
             "stride": config.model.stride,
             "pooling": config.model.pooling,
@@ -60,8 +80,6 @@ class ClassificationTask(Task):
         }
 
     def build_model(self, encoder: nn.Module) -> nn.Module:
-        from medtune.models.heads import SequenceClassificationModel
-
         m = self.meta
         return SequenceClassificationModel(
             encoder, len(self.labels), head=m["head"], multi_label=self.multi_label, pooling=m["pooling"],
@@ -97,15 +115,15 @@ class ClassificationTask(Task):
         kwargs = dict(max_length=self.max_length, stride=self.stride, return_overflowing_tokens=True,
                       verbose=False)
         if doc.text_pair is not None:
-            first_len = len(self.tokenizer(doc.text_pair, add_special_tokens=False)["input_ids"])
+            first_len = len(tokenize(self.tokenizer, doc.text_pair, add_special_tokens=False)["input_ids"])
             if first_len > self.max_length // 2:
                 raise DataFormatError(
                     f"document '{doc.id}': text_pair has {first_len} tokens, more than half of "
                     f"model.max_length ({self.max_length})", field="text_pair",
                     fix="shorten the question/first text or raise model.max_length")
-            enc = self.tokenizer(doc.text_pair, doc.text or " ", truncation="only_second", **kwargs)
+            enc = tokenize(self.tokenizer, doc.text_pair, doc.text or " ", truncation="only_second", **kwargs)
         else:
-            enc = self.tokenizer(doc.text, truncation=True, **kwargs)
+            enc = tokenize(self.tokenizer, doc.text, truncation=True, **kwargs)
         out = {"input_ids": enc["input_ids"]}
         if "token_type_ids" in enc:
             out["token_type_ids"] = enc["token_type_ids"]
@@ -153,57 +171,47 @@ class ClassificationTask(Task):
                       device: torch.device, bf16: bool) -> np.ndarray:
         model.eval()
         features = [self._chunks(doc) for doc in docs]
-        order = sorted(range(len(features)), key=lambda i: self.feature_length(features[i]))
         out = np.zeros((len(docs), len(self.labels)), dtype=np.float32)
         with torch.inference_mode(), autocast(device, bf16):
-            for b in range(0, len(order), batch_size):
-                idx = order[b: b + batch_size]
+            for idx in length_batches([self.feature_length(f) for f in features], batch_size):
                 batch = {k: v.to(device) for k, v in self.collate([features[i] for i in idx]).items()}
                 logits = model(**batch)["logits"].float()
                 probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
                 out[idx] = probs.cpu().numpy()
         return out
 
-    def decide(self, doc: Document, probs: np.ndarray) -> Document:
+    def decide(self, doc: Document, probs: np.ndarray, thresholds: dict[str, float] | None = None) -> Document:
         pred = doc.copy(annotations=False)
         pred.label_scores = {lab: round(float(p), 6) for lab, p in zip(self.labels, probs)}
         if self.multi_label:
-            pred.labels = [lab for lab, p in zip(self.labels, probs) if p >= self.thresholds.get(lab, 0.5)]
+            cut = self.thresholds if thresholds is None else thresholds
+            pred.labels = [lab for lab, p in zip(self.labels, probs) if p >= cut.get(lab, 0.5)]
         else:
             pred.labels = [self.labels[int(np.argmax(probs))]]
         return pred
 
-    def predict(self, model: nn.Module, docs: Iterable[Document], *, batch_size: int = 32,
-                device: torch.device | None = None, bf16: bool = False,
-                buffer_docs: int | None = None) -> Iterator[Document]:
-        device = device or next(model.parameters()).device
-        iterator = iter(docs)
-        buffer_docs = buffer_docs or max(64, batch_size * 4)
-        while True:
-            chunk = list(islice(iterator, buffer_docs))
-            if not chunk:
-                return
-            probs = self.probabilities(model, chunk, batch_size=batch_size, device=device, bf16=bf16)
-            for doc, p in zip(chunk, probs):
-                yield self.decide(doc, p)
+    def predict_buffer(self, model: nn.Module, docs: list[Document], *, batch_size: int, device: torch.device,
+                       bf16: bool, diagnostics: Counter) -> list[Document]:
+        probs = self.probabilities(model, docs, batch_size=batch_size, device=device, bf16=bf16)
+        return [self.decide(doc, p) for doc, p in zip(docs, probs)]
 
     def _tunes_thresholds(self, dev_docs: list[Document]) -> bool:
         return bool(self.multi_label and self.meta.get("tune_thresholds", True) and dev_docs)
 
-    def _fit_thresholds(self, probs: np.ndarray, dev_docs: list[Document]) -> None:
+    def _fit_thresholds(self, probs: np.ndarray, dev_docs: list[Document]) -> dict[str, float]:
         gold = np.zeros_like(probs, dtype=bool)
         for i, doc in enumerate(dev_docs):
             for lab in doc.labels:
                 gold[i, self.label_to_id[lab]] = True
-        self.thresholds = tune_thresholds(probs, gold, self.labels)
-        self.meta["thresholds"] = self.thresholds
+        return tune_thresholds(probs, gold, self.labels)
 
     def after_training(self, model: nn.Module, dev_docs: list[Document], *, batch_size: int,
                        device: torch.device, bf16: bool) -> None:
         if not self._tunes_thresholds(dev_docs):
             return
         probs = self.probabilities(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
-        self._fit_thresholds(probs, dev_docs)
+        self.thresholds = self._fit_thresholds(probs, dev_docs)  # a parameter of the finished model
+        self.meta["thresholds"] = self.thresholds
         logger.info("tuned per-label thresholds on %d dev documents", len(dev_docs))
 
     def dev_predictions(self, model: nn.Module, dev_docs: list[Document], *, batch_size: int,
@@ -213,12 +221,11 @@ class ClassificationTask(Task):
         if not self._tunes_thresholds(dev_docs):
             return super().dev_predictions(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
         probs = self.probabilities(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
-        self._fit_thresholds(probs, dev_docs)
-        return [self.decide(doc, p) for doc, p in zip(dev_docs, probs)]
+        thresholds = self._fit_thresholds(probs, dev_docs)
+        return [self.decide(doc, p, thresholds) for doc, p in zip(dev_docs, probs)]
 
-    def metrics(self, gold: list[Document], pred: list[Document], **options: Any) -> dict[str, Any]:
-        from medtune.evaluation.metrics import classification_metrics
-
+    def metrics(self, gold: list[Document], pred: list[Document], *, diagnostics: Counter | None = None,
+                **options: Any) -> dict[str, Any]:
         return classification_metrics(gold, pred, self.labels, multi_label=self.multi_label,
                                       ignore_labels=options.get("ignore_labels"),
                                       positive_label=options.get("positive_label"))
@@ -242,9 +249,3 @@ def tune_thresholds(probs: np.ndarray, gold: np.ndarray, labels: list[str]) -> d
                 best, best_t = f1, float(t)
         out[lab] = best_t
     return out
-
-
-def _bad_head(head: str) -> str:
-    from medtune.errors import ConfigError
-
-    raise ConfigError(f"model.head '{head}' is not available for classification", fix="use 'linear' or 'cnn'")

@@ -11,16 +11,18 @@ whose marked spans alone do not fit is reported as not encodable (``None``), nev
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from itertools import islice
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
+from torch import nn
 
+from medtune.batching import length_batches
 from medtune.document import Document
 from medtune.runtime import autocast
-from medtune.tasks.base import Task, pad, special_tokens
+from medtune.tasks.base import Task, pad, special_tokens, tokenize
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ class MarkedEncoder:
         lo = max(lo, first - self.context_chars)
         hi = min(hi, last + self.context_chars)
         marked, positions = insert_markers(text, lo, hi, marks)
-        enc = self.tokenizer(marked, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        enc = tokenize(self.tokenizer, marked, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
         by_start: dict[int, int] = {}
         for t, (a, b) in enumerate(offsets):
@@ -122,10 +124,8 @@ def class_probabilities(model: torch.nn.Module, features: list[dict[str, Any]], 
     if not features:
         return out
     model.eval()
-    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     with torch.inference_mode(), autocast(device, bf16):
-        for b in range(0, len(order), batch_size):
-            idx = order[b: b + batch_size]
+        for idx in length_batches([len(f["input_ids"]) for f in features], batch_size):
             batch = {k: v.to(device) for k, v in collate([features[i] for i in idx]).items()}
             out[idx] = torch.softmax(model(**batch)["logits"].float(), dim=-1).cpu().numpy()
     return out
@@ -133,7 +133,8 @@ def class_probabilities(model: torch.nn.Module, features: list[dict[str, Any]], 
 
 class MarkedSpanTask(Task):
     """What relation extraction and trainable assertion share: marked-span features, collation,
-    batched class probabilities, and prediction over documents in buffers of 64.
+    batched class probabilities, and prediction over documents in buffers of 64. An instance whose
+    marked spans do not fit in ``max_length`` is counted in the call's ``candidates_too_long``.
 
     Subclasses set ``self.encoder`` (a :class:`MarkedEncoder`) and ``self.classes`` (the model's output
     classes) and implement :meth:`instances` (what to classify in a document) and :meth:`decide` (write
@@ -142,7 +143,6 @@ class MarkedSpanTask(Task):
 
     encoder: MarkedEncoder
     classes: list[str]
-    skipped: int = 0  # instances of the last predict() whose marked spans did not fit in max_length
 
     def instances(self, doc: Document) -> Iterator[tuple[Any, dict[str, Any] | None]]:
         """``(payload, feature)`` for each thing to classify in ``doc`` (feature None: does not fit)."""
@@ -159,24 +159,20 @@ class MarkedSpanTask(Task):
         return class_probabilities(model, features, self.collate, len(self.classes), batch_size=batch_size,
                                    device=device, bf16=bf16)
 
-    def predict(self, model: torch.nn.Module, docs: Iterable[Document], *, batch_size: int = 32,
-                device: torch.device | None = None, bf16: bool = False) -> Iterator[Document]:
-        device = device or next(model.parameters()).device
-        iterator = iter(docs)
-        self.skipped = 0
-        while True:
-            chunk = list(islice(iterator, 64))
-            if not chunk:
-                return
-            preds = [doc.copy() for doc in chunk]
-            items: list[tuple[Document, Any, dict[str, Any]]] = []
-            for pred in preds:
-                for payload, feature in self.instances(pred):
-                    if feature is None:
-                        self.skipped += 1
-                    else:
-                        items.append((pred, payload, feature))
-            probs = self._probabilities(model, [f for *_, f in items], batch_size, device, bf16)
-            for (pred, payload, _), p in zip(items, probs):
-                self.decide(pred, payload, p)
-            yield from preds
+    def buffer_size(self, batch_size: int) -> int:
+        return 64
+
+    def predict_buffer(self, model: nn.Module, docs: list[Document], *, batch_size: int, device: torch.device,
+                       bf16: bool, diagnostics: Counter) -> list[Document]:
+        preds = [doc.copy() for doc in docs]
+        items: list[tuple[Document, Any, dict[str, Any]]] = []
+        for pred in preds:
+            for payload, feature in self.instances(pred):
+                if feature is None:
+                    diagnostics["candidates_too_long"] += 1
+                else:
+                    items.append((pred, payload, feature))
+        probs = self._probabilities(model, [f for *_, f in items], batch_size, device, bf16)
+        for (pred, payload, _), p in zip(items, probs):
+            self.decide(pred, payload, p)
+        return preds

@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import bisect
 import logging
+from collections import Counter
 from dataclasses import dataclass
-from itertools import islice
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
+from medtune.batching import length_batches
 from medtune.document import Document, Span, label_set
-from medtune.errors import DataFormatError
+from medtune.errors import DataFormatError, ModelError
+from medtune.evaluation.metrics import span_errors, span_metrics
+from medtune.models.heads import TokenTaggingModel
 from medtune.runtime import autocast
-from medtune.tasks.base import Task, pad, special_tokens
+from medtune.tasks.base import Task, pad, special_tokens, tokenize
+from medtune.tasks.options import TaskOptions
+from medtune.tasks.registry import register_task
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +110,7 @@ class WordTokens:
 
 
 def tokenize_words(tokenizer: Any, text: str, corpus_tokens: list[list[int]] | None = None) -> WordTokens:
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+    enc = tokenize(tokenizer, text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
                     verbose=False)
     ids: list[int] = enc["input_ids"]
     offsets: list[tuple[int, int]] = [tuple(o) for o in enc["offset_mapping"]]
@@ -169,8 +175,21 @@ def window_owners(windows: list[tuple[int, int]]) -> list[int]:
 
 
 # --------------------------------------------------------------------------- the task
+class NerOptions(TaskOptions):
+    head: Literal["linear", "crf"] = "linear"
+    tag_scheme: Literal["IOB2", "BIOES"] = "IOB2"
+    overlapping_spans: Literal["error", "keep_longest"] = Field(
+        "error", description="what to do with overlapping gold spans BIO tags cannot represent")
+
+
+@register_task
 class NerTask(Task):
     name = "ner"
+    options_class = NerOptions
+    onnx_graph = "ner-emissions"
+    ensemble = "tags"
+    ensemble_attributes = ("tags",)
+    ensemble_meta = ("labels", "tag_scheme")
 
     def __init__(self, meta: dict[str, Any], tokenizer: Any) -> None:
         super().__init__(meta, tokenizer)
@@ -184,7 +203,6 @@ class NerTask(Task):
         self.capacity = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
         self.trans_ok, self.start_ok, self.end_ok = allowed_transitions(self.tags, self.scheme)
         self.overlaps: str = meta.get("overlapping_spans", "error")
-        self.unaligned_spans = 0
 
     @classmethod
     def meta_from_config(cls, config: Any, train_docs: list[Document]) -> dict[str, Any]:
@@ -195,7 +213,7 @@ class NerTask(Task):
         return {
             "task": cls.name,
             "labels": list(labels),
-            "head": config.model.head if config.model.head in ("linear", "crf") else _bad_head(config.model.head),
+            "head": config.model.head,
             "tag_scheme": config.model.tag_scheme,
             "max_length": config.model.max_length,
             "stride": config.model.stride,
@@ -204,8 +222,6 @@ class NerTask(Task):
         }
 
     def build_model(self, encoder: nn.Module) -> nn.Module:
-        from medtune.models.heads import TokenTaggingModel
-
         return TokenTaggingModel(encoder, len(self.tags), head=self.meta["head"],
                                  dropout=self.meta.get("dropout", 0.1))
 
@@ -239,7 +255,9 @@ class NerTask(Task):
         tokens = doc.metadata.get("tokens")
         return tokenize_words(self.tokenizer, doc.text, tokens if tokens else None)
 
-    def word_tags(self, doc: Document, words: list[tuple[int, int]]) -> list[str]:
+    def word_tags(self, doc: Document, words: list[tuple[int, int]], counts: Counter | None = None) -> list[str]:
+        """The gold tag of each word; ``counts["unaligned_spans"]`` counts spans widened to whole words."""
+        counts = Counter() if counts is None else counts
         tags = ["O"] * len(words)
         starts = [w[0] for w in words]
         spans = sorted(doc.spans, key=lambda s: (s.start, -(s.end - s.start)))
@@ -255,10 +273,10 @@ class NerTask(Task):
                 idx.append(k)
                 k += 1
             if not idx:
-                self.unaligned_spans += 1
+                counts["unaligned_spans"] += 1
                 continue
             if words[idx[0]][0] != span.start or words[idx[-1]][1] != span.end:
-                self.unaligned_spans += 1
+                counts["unaligned_spans"] += 1
             if any(tags[k] != "O" for k in idx):
                 raise DataFormatError(
                     f"document '{doc.id}' has overlapping spans near offset {span.start}, which BIO tags "
@@ -291,18 +309,18 @@ class NerTask(Task):
             yield feature, word_ids
 
     def encode_for_training(self, docs: list[Document]) -> list[dict[str, Any]]:
-        self.unaligned_spans = 0
+        counts: Counter = Counter()
         features = []
         for doc in docs:
             wt = self._words(doc)
-            tags = self.word_tags(doc, wt.words)
+            tags = self.word_tags(doc, wt.words, counts)
             ids = [self.tag_to_id[t] for t in tags]
             for feature, _ in self._window_features(wt, ids):
                 if feature["word_index"]:
                     features.append(feature)
-        if self.unaligned_spans:
+        if counts["unaligned_spans"]:
             logger.warning("%d gold spans do not start/end on word boundaries; they were widened to whole "
-                           "words for training and count as errors in strict evaluation", self.unaligned_spans)
+                           "words for training and count as errors in strict evaluation", counts["unaligned_spans"])
         return features
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -318,19 +336,6 @@ class NerTask(Task):
         return batch
 
     # ---------------------------------------------------------------- inference
-    def predict(self, model: nn.Module, docs: Iterable[Document], *, batch_size: int = 32,
-                device: torch.device | None = None, bf16: bool = False,
-                buffer_docs: int | None = None) -> Iterator[Document]:
-        device = device or next(model.parameters()).device
-        model.eval()
-        iterator = iter(docs)
-        buffer_docs = buffer_docs or max(64, batch_size * 4)
-        while True:
-            chunk = list(islice(iterator, buffer_docs))
-            if not chunk:
-                return
-            yield from self._predict_chunk(model, chunk, batch_size, device, bf16)
-
     def _crf_params(self, model: nn.Module) -> tuple[np.ndarray | None, ...]:
         if getattr(model, "head", "linear") != "crf":
             return None, None, None
@@ -338,8 +343,13 @@ class NerTask(Task):
         return (crf.transitions.detach().float().cpu().numpy(), crf.start_transitions.detach().float().cpu().numpy(),
                 crf.end_transitions.detach().float().cpu().numpy())
 
-    def _predict_chunk(self, model: nn.Module, docs: list[Document], batch_size: int,
-                       device: torch.device, bf16: bool) -> list[Document]:
+    def check_ensemble_member(self, model: nn.Module, path: Any) -> None:
+        if getattr(model, "head", "linear") == "crf":
+            raise ModelError(f"{path} has a 'crf' head; an ensemble averages tag probabilities, which a "
+                             "CRF's scores are not", fix="ensemble NER models with the linear head")
+
+    def predict_buffer(self, model: nn.Module, docs: list[Document], *, batch_size: int, device: torch.device,
+                       bf16: bool, diagnostics: Counter) -> list[Document]:
         entries = []  # (doc_index, word_ids, owned_mask, feature)
         doc_words: list[WordTokens] = []
         for d, doc in enumerate(docs):
@@ -354,11 +364,10 @@ class NerTask(Task):
                 if word_ids:
                     entries.append((d, word_ids, owned, feature))
         scores: list[np.ndarray] = [np.zeros((len(wt.words), len(self.tags)), dtype=np.float32) for wt in doc_words]
-        order = sorted(range(len(entries)), key=lambda i: len(entries[i][3]["input_ids"]))
         crf = self._crf_params(model)
         with torch.inference_mode(), autocast(device, bf16):
-            for b in range(0, len(order), batch_size):
-                batch_entries = [entries[i] for i in order[b: b + batch_size]]
+            for idx in length_batches([len(e[3]["input_ids"]) for e in entries], batch_size):
+                batch_entries = [entries[i] for i in idx]
                 batch = self.collate([e[3] for e in batch_entries])
                 batch = {k: v.to(device) for k, v in batch.items()}
                 logits = model.emissions(batch["input_ids"], batch["attention_mask"], batch["word_index"])
@@ -384,10 +393,12 @@ class NerTask(Task):
         return out
 
     # ---------------------------------------------------------------- metrics
-    def metrics(self, gold: list[Document], pred: list[Document], **options: Any) -> dict[str, Any]:
-        from medtune.evaluation.metrics import span_metrics
-
+    def metrics(self, gold: list[Document], pred: list[Document], *, diagnostics: Counter | None = None,
+                **options: Any) -> dict[str, Any]:
         return span_metrics(gold, pred, labels=self.labels)
+
+    def error_examples(self, gold: list[Document], pred: list[Document], n: int) -> list[dict[str, Any]]:
+        return span_errors(gold, pred, n)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -402,9 +413,3 @@ def _drop_overlaps(spans: list[Span]) -> list[Span]:
         if not any(span.overlaps(k) for k in kept):
             kept.append(span)
     return sorted(kept, key=lambda s: s.start)
-
-
-def _bad_head(head: str) -> str:
-    from medtune.errors import ConfigError
-
-    raise ConfigError(f"model.head '{head}' is not available for NER", fix="use 'linear' or 'crf'")

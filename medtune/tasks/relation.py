@@ -16,15 +16,22 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Iterator
+import re
+from collections import Counter
+from typing import Any, Iterator, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 from torch import nn
 
 from medtune.document import Document, Relation, Span
 from medtune.errors import DataFormatError
+from medtune.evaluation.metrics import id_relation_metrics, relation_errors, relation_metrics
+from medtune.models.heads import MarkedSpanModel
 from medtune.sentences import sentence_index, sentences_of
 from medtune.tasks.marked import HEAD_SYMBOLS, TAIL_SYMBOLS, Mark, MarkedEncoder, MarkedSpanTask
+from medtune.tasks.options import TaskOptions
+from medtune.tasks.registry import register_task
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +44,48 @@ def id_key(span: Span) -> tuple[str, ...] | None:
     return ids or None
 
 
+class RelationOptions(TaskOptions):
+    head: Literal["linear"] = "linear"
+    relation_schema: list[tuple[str, str, str]] | None = Field(
+        None, description="allowed (head type, tail type, relation) triples; None = those seen in the "
+        "training data")
+    pair_scope: Literal["sentence", "document"] = Field(
+        "sentence", description="candidate pairs within one sentence, or anywhere in the document "
+        "(within max_pair_chars)")
+    max_pair_chars: int = Field(2000, ge=1, description="farthest apart two spans of a candidate may be")
+    group_by: Literal["mention", "id"] = Field(
+        "mention", description="pairs of mentions, or pairs of normalised ids (document-level relations "
+        "such as BC5CDR CID; each id pair is read at its closest mention pair)")
+    negative_ratio: float | None = Field(
+        None, gt=0, description="keep at most this many negative candidates per positive in training (a "
+        "deterministic sample); None = all")
+    distant_negatives: bool = Field(
+        False, description="also train on unannotated documents whose spans are found by exact match of "
+        "the annotated mentions, every pair a negative (for corpora that annotate entities only where a "
+        "relation holds, e.g. ADE)")
+    negatives_from_model: str | None = Field(
+        None, description="a NER model directory; the unannotated training documents get the spans it "
+        "predicts, every pair a negative, so the relation model learns to reject what the pipeline's NER "
+        "proposes in text without relations (instead of distant_negatives; ideally a NER model that never "
+        "trained on those documents)")
+    context_chars: int = Field(600, ge=0, description="characters of context kept around the marked spans "
+                               "before token budgeting")
+
+    @model_validator(mode="after")
+    def _one_negative_source(self) -> "RelationOptions":
+        if self.distant_negatives and self.negatives_from_model:
+            raise ValueError("model.distant_negatives and model.negatives_from_model both propose spans for the "
+                             "unannotated training documents; choose one")
+        return self
+
+
+@register_task
 class RelationTask(MarkedSpanTask):
     name = "relation"
+    options_class = RelationOptions
+    ensemble = "classes"
+    ensemble_attributes = ("classes",)
+    ensemble_meta = ("labels", "schema", "pair_scope", "group_by", "max_length", "context_chars")
 
     def __init__(self, meta: dict[str, Any], tokenizer: Any) -> None:
         super().__init__(meta, tokenizer)
@@ -60,10 +107,6 @@ class RelationTask(MarkedSpanTask):
             raise DataFormatError("the training data has no relations to learn a schema from",
                                   field="relations", fix="give data with relations, or set model.relation_schema")
         labels = m.labels or sorted({lab for _, _, lab in schema})
-        if m.head != "linear":
-            from medtune.errors import ConfigError
-
-            raise ConfigError(f"model.head '{m.head}' is not available for relations", fix="use 'linear'")
         return {
             "task": cls.name, "labels": list(labels), "schema": schema, "pair_scope": m.pair_scope,
             "max_pair_chars": m.max_pair_chars, "group_by": m.group_by, "max_length": m.max_length,
@@ -72,8 +115,6 @@ class RelationTask(MarkedSpanTask):
         }
 
     def build_model(self, encoder: nn.Module) -> nn.Module:
-        from medtune.models.heads import MarkedSpanModel
-
         return MarkedSpanModel(encoder, len(self.classes), num_markers=2, dropout=self.meta.get("dropout", 0.1))
 
     def check_documents(self, docs: list[Document], *, source: str, training: bool) -> None:
@@ -195,15 +236,17 @@ class RelationTask(MarkedSpanTask):
                         {"label": label, "head_id": h, "tail_id": t, "score": round(score, 6)})
 
     # --------------------------------------------------------------- metrics
-    def metrics(self, gold: list[Document], pred: list[Document], **options: Any) -> dict[str, Any]:
-        from medtune.evaluation.metrics import id_relation_metrics, relation_metrics
-
+    def metrics(self, gold: list[Document], pred: list[Document], *, diagnostics: Counter | None = None,
+                **options: Any) -> dict[str, Any]:
         result = relation_metrics(gold, pred, self.labels)
         if self.group_by == "id":
             result = {**id_relation_metrics(gold, pred, self.labels), "mention_level": result}
-        if self.skipped:
-            result["candidates_too_long"] = self.skipped
+        if diagnostics and diagnostics.get("candidates_too_long"):
+            result["candidates_too_long"] = diagnostics["candidates_too_long"]
         return result
+
+    def error_examples(self, gold: list[Document], pred: list[Document], n: int) -> list[dict[str, Any]]:
+        return relation_errors(gold, pred, n)
 
 
 def distant_negative_docs(docs: list[Document], max_words: int = 6) -> list[Document]:
@@ -215,8 +258,6 @@ def distant_negative_docs(docs: list[Document], max_words: int = 6) -> list[Docu
     the documents without any annotation turns them into negative candidates, so the model also learns
     to reject pairs that a NER model will propose in such text.
     """
-    import re
-
     lexicon: dict[tuple[str, ...], str] = {}
     word = re.compile(r"\w+|[^\w\s]")
     for doc in docs:

@@ -29,9 +29,13 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator, List, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
+
+try:  # typer >= 0.2x carries its own copy of click
+    from typer._click import exceptions as _click_exceptions
+except ImportError:  # pragma: no cover - an older typer on click itself
+    import click.exceptions as _click_exceptions
 
 from medtune.errors import ConfigError, DataFormatError, MedtuneError
 
@@ -62,11 +66,14 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread as SIGINT raises ``KeyboardInterrupt``."""
 
 
-_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+_NO_ARGS_IS_HELP = getattr(_click_exceptions, "NoArgsIsHelpError", ())
+_COMMAND_LINE_ERRORS = (_click_exceptions.ClickException,)
+_EXITS = tuple({typer.Exit, typer.Abort, *(getattr(_click_exceptions, n) for n in ("Exit", "Abort")
+                                            if hasattr(_click_exceptions, n))})
 _PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
-def _debug_requested(ctx: click.Context | None) -> bool:
+def _debug_requested(ctx: Any) -> bool:
     flag = bool(ctx is not None and ctx.params.get("debug"))
     return flag or os.environ.get("MEDTUNE_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -125,34 +132,38 @@ def _finish(err: MedtuneError, exit_code: int, *, debug: bool, exc: BaseExceptio
     raise typer.Exit(exit_code)
 
 
-def _usage_error(err: click.ClickException) -> CommandLineError:
+def _usage_error(err: Any) -> CommandLineError:
     ctx = getattr(err, "ctx", None)
-    path = ctx.command_path if ctx is not None else "medtune"
+    words = []
+    while ctx is not None and ctx.parent is not None:
+        words.insert(0, ctx.info_name)
+        ctx = ctx.parent
+    path = " ".join(["medtune", *words])
     return CommandLineError(err.format_message().strip(), fix=f"see `{path} --help`")
 
 
 class _MedtuneGroup(TyperGroup):
     """The top-level group: every command (and sub-command) runs inside :meth:`invoke`."""
 
-    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> click.Context:
+    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except _NO_ARGS_IS_HELP:  # type: ignore[misc]
             raise
-        except click.UsageError as err:  # before any command: unknown command or global option
+        except _COMMAND_LINE_ERRORS as err:  # before any command: a bad global option
             _finish(_usage_error(err), EXIT_USER_ERROR, debug=False)
             raise  # pragma: no cover - _finish always raises
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         debug = _debug_requested(ctx)
         with _sigterm_as_interrupt():
             try:
                 return super().invoke(ctx)
-            except (click.exceptions.Exit, click.exceptions.Abort):
+            except _EXITS:
                 raise
             except _NO_ARGS_IS_HELP:  # type: ignore[misc]
                 raise
-            except click.ClickException as err:
+            except _COMMAND_LINE_ERRORS as err:
                 _finish(_usage_error(err), EXIT_USER_ERROR, debug=False)
             except MedtuneError as err:
                 _finish(err, EXIT_USER_ERROR, debug=debug, exc=err)

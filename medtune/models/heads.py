@@ -65,10 +65,12 @@ def _pretrained_encoder(base_model: str) -> nn.Module:
 
     local = Path(base_model).is_dir()
     if local:
-        from medtune.models.store import find_weights, read_config_json
+        from medtune.models.store import WEIGHTS_NAME, check_safetensors, find_weights, read_config_json
 
         read_config_json(base_model, "base_model")
-        find_weights(base_model, "base_model", sharded=True)
+        weights = find_weights(base_model, "base_model", sharded=True)
+        if weights.name == WEIGHTS_NAME:
+            check_safetensors(weights)
     where = f"base_model {base_model}" if local else f"base_model '{base_model}' (hub)"
     try:
         encoder, info = AutoModel.from_pretrained(base_model, trust_remote_code=False, use_safetensors=True,

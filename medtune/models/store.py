@@ -164,6 +164,14 @@ def load_encoder_config(model_dir: str | Path, what: str = "model directory") ->
                          fix="restore config.json from the original model, or train again") from None
 
 
+def _unreadable_weights(weights: Path, err: Exception) -> ModelError:
+    size = weights.stat().st_size if weights.exists() else 0
+    return ModelError(
+        f"{weights} is not a readable safetensors file ({size} bytes: truncated, padded or corrupted; "
+        f"{type(err).__name__})",
+        fix="copy the weights again from where the model came from, or train again")
+
+
 def read_safetensors(weights: str | Path) -> dict[str, torch.Tensor]:
     """All tensors of a safetensors file; a truncated, padded or corrupted file is a ``ModelError``."""
     from safetensors import SafetensorError
@@ -173,11 +181,19 @@ def read_safetensors(weights: str | Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        size = weights.stat().st_size if weights.exists() else 0
-        raise ModelError(
-            f"{weights} is not a readable safetensors file ({size} bytes: truncated, padded or corrupted; "
-            f"{type(err).__name__})",
-            fix="copy the weights again from where the model came from, or train again") from None
+        raise _unreadable_weights(weights, err) from None
+
+
+def check_safetensors(weights: str | Path) -> None:
+    """Read only the header of a safetensors file: it must be whole (its size what the header says)."""
+    from safetensors import SafetensorError, safe_open
+
+    weights = Path(weights)
+    try:
+        with safe_open(str(weights), framework="pt", device="cpu") as handle:
+            handle.keys()
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise _unreadable_weights(weights, err) from None
 
 
 def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], weights: str | Path,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from medtune.assertion import ATTRIBUTES, ContextEngine, split_sentences
-from medtune.assertion.data import find_concept, load_bionlplab, load_negex_test, loader_notes
+from medtune.datasets.assertion import find_concept, load_bionlplab, load_negex_test, loader_notes
 from medtune.assertion.metrics import assertion_report
 from medtune.assertion.rules import ContextRule, load_lexicon, shipped_lexicon_path
 from medtune.document import Document
@@ -475,3 +475,68 @@ def test_real_corpora_load(corpora_dir):
         assert stats["rows"] == rows
         for doc in docs:
             doc.validate()
+
+
+# --------------------------------------------------------------------------- runaway regexes, lexicon errors
+PLANTED = "MRN-4471-QZX"  # stands for note text that must never reach an error message
+
+
+@pytest.mark.timeout(120)
+def test_catastrophic_regex_is_bounded_and_named(tmp_path):
+    path = write(tmp_path, "evil.yaml", """
+rules:
+  - {phrase: denies, category: NEGATED_EXISTENCE}
+  - {phrase: "(a+)+$", category: POSSIBLE_EXISTENCE, regex: true}
+""")
+    engine = ContextEngine.from_yaml([path], extend=False)
+    text = f"Patient {PLANTED} denies fever " + "a" * 20000 + "b"
+    doc = Document(id="note-7", text=text)
+    start = text.index("fever")
+    doc.add_span(start, start + 5, "Problem")
+    with pytest.raises(ConfigError) as info:  # returns (after about the timeout), does not hang
+        engine(doc)
+    message = str(info.value)
+    assert info.value.code == "E300"
+    assert str(path) in message and "rule 1" in message and "catastrophically" in message and "Fix:" in message
+    assert PLANTED not in message and "aaaa" not in message and "fever" not in message
+    assert "(a+)+" in message  # the fix shows the usual rewrite, not the user's text
+    with pytest.raises(ConfigError, match="rule 1"):
+        engine.assert_span(text, start, start + 5)
+    harmless = Document(id="note-8", text=f"Patient {PLANTED} denies fever.")  # same rule, short sentence
+    harmless.add_span(harmless.text.index("fever"), harmless.text.index("fever") + 5, "Problem")
+    assert engine(harmless).spans[0].attributes["negated"] is True
+
+
+def test_regex_timeout_is_configurable_and_code_rules_are_named():
+    rule = ContextRule(r"(x|xx)+y", "NEGATED_EXISTENCE", "forward", regex=True)
+    engine = ContextEngine([rule], regex_timeout=0.01)
+    with pytest.raises(ConfigError, match=r"built in code.*0\.01 s"):
+        engine.assert_span("x" * 5000 + " fever", 5001, 5006)
+    with pytest.raises(ConfigError, match="not a valid regular expression"):
+        ContextEngine([ContextRule("(", "FAMILY", "forward", regex=True, origin="mine.yaml#3")])
+    try:
+        ContextEngine([ContextRule("(", "FAMILY", "forward", regex=True, origin="mine.yaml#3")])
+    except ConfigError as err:
+        assert "mine.yaml, rule 3" in str(err)
+
+
+def test_unreadable_lexicon_is_a_coded_error(tmp_path):
+    folder = tmp_path / "lexicon.yaml"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match="not found"):  # a directory is not a lexicon file
+        ContextEngine.from_yaml([folder])
+    binary = tmp_path / "latin1.yaml"
+    binary.write_bytes("rules:\n  - {phrase: 'n\xe9gatif', category: NEGATED_EXISTENCE}\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8") as info:
+        ContextEngine.from_yaml([binary])
+    assert str(binary) in str(info.value) and info.value.code == "E300"
+
+
+def test_bad_metadata_sentences_are_a_coded_error(engine):
+    doc = Document(id="n1", text="No fever. Cough.")
+    doc.add_span(3, 8, "Problem")
+    doc.metadata["sentences"] = [[0, "nine", 3]]
+    with pytest.raises(ConfigError, match="metadata 'sentences'"):
+        engine(doc)
+    doc.metadata["sentences"] = [[10, 16], [0, 9]]  # unsorted: sorted before use
+    assert engine(doc).spans[0].attributes["negated"] is True

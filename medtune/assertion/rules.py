@@ -48,8 +48,11 @@ A lexicon is a YAML file::
 Literal phrases match case-insensitively, token by token: text and phrase are cut into words
 (``\w+``) and single punctuation marks, so a phrase matches at word boundaries whatever the white
 space between its tokens ("rule-out" matches "rule - out", "h/o" matches "h / o"). ``regex: true``
-phrases are Python regular expressions (matched case-insensitively, used as written; put ``\b``
-around words yourself). Regex and literal matches compete in the same longest-match resolution. A
+phrases are regular expressions in Python's syntax (matched case-insensitively by the ``regex``
+module in its ``re``-compatible mode, used as written; put ``\b`` around words yourself). A pattern
+that takes more than ``regex_timeout`` seconds (default 0.2) on one sentence -- catastrophic
+backtracking, as in ``(a+)+$`` -- stops the analysis with a ``ConfigError`` naming the lexicon file and
+the rule. Regex and literal matches compete in the same longest-match resolution. A
 modifier category with ``direction: terminate`` ends the scopes of its family; with ``direction:
 pseudo`` it masks. A user lexicon that repeats a phrase of an earlier file replaces
 that file's rules for the phrase (a ``PSEUDO`` rule thus switches a shipped trigger off).
@@ -66,11 +69,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import regex
 import yaml
 
 from medtune.document import Document
-from medtune.errors import ConfigError
-from medtune.sentences import split_sentences
+from medtune.errors import ConfigError, quote_id
+from medtune.sentences import sentences_of, split_sentences
 
 #: Modifier categories, the boolean span attribute each one sets and its family.
 CATEGORY_ATTRIBUTE: dict[str, str] = {
@@ -111,6 +115,9 @@ TOP_KEYS = ("defaults", "rules", "version", "comment")
 DEFAULT_KEYS = ("max_scope", "same_family_terminates")
 
 SHIPPED_LEXICON = "en.yaml"
+#: Seconds one regex rule may take on one sentence before the analysis stops with a ConfigError.
+REGEX_TIMEOUT_S = 0.2
+_REGEX_FLAGS = regex.IGNORECASE | regex.VERSION0
 
 
 # --------------------------------------------------------------------------- rules
@@ -143,6 +150,23 @@ class ContextRule:
 def _rule_error(path: str, index: int | None, message: str, fix: str) -> ConfigError:
     where = f"{path}, rule {index}" if index is not None else path
     return ConfigError(f"assertion lexicon {where}: {message}", fix=fix)
+
+
+def _origin_error(rule: ContextRule, message: str, fix: str) -> ConfigError:
+    """A ConfigError naming the file and rule index of ``rule.origin`` (``file#index``)."""
+    path, sep, index = rule.origin.rpartition("#")
+    if not sep or not index.isdigit():
+        return ConfigError(f"assertion rule {rule.origin or '(built in code)'} ({rule.category}): {message}",
+                           fix=fix)
+    return _rule_error(path, int(index), message, fix)
+
+
+def _compile_regex(rule: ContextRule) -> Any:
+    try:
+        return regex.compile(rule.phrase, _REGEX_FLAGS)
+    except regex.error as err:
+        raise _origin_error(rule, f"'phrase' is not a valid regular expression ({err.msg})",
+                            "fix the pattern, or set `regex: false` to match it literally") from None
 
 
 def parse_rules(data: Any, origin: str) -> tuple[list[ContextRule], dict[str, Any]]:
@@ -226,8 +250,8 @@ def _parse_rule(entry: Any, origin: str, index: int) -> list[ContextRule]:
         raise _rule_error(origin, index, f"category {category} goes with direction '{implied}'",
                           f"write `direction: {implied}` or leave the direction out")
     max_scope = _check_scope(entry.get("max_scope"), origin, index, "max_scope")
-    regex = entry.get("regex", False)
-    if not isinstance(regex, bool):
+    is_regex = entry.get("regex", False)
+    if not isinstance(is_regex, bool):
         raise _rule_error(origin, index, "'regex' must be true or false",
                           "write `regex: true` or leave it out")
     terminates_raw = entry.get("terminates")
@@ -252,15 +276,12 @@ def _parse_rule(entry: Any, origin: str, index: int) -> list[ContextRule]:
         terminates = frozenset()
     rules = []
     for phrase in phrases:
-        if regex:
-            try:
-                re.compile(phrase)
-            except re.error as err:
-                raise _rule_error(origin, index, f"'phrase' is not a valid regular expression ({err.msg})",
-                                  "fix the pattern, or set `regex: false` to match it literally") from None
-        rules.append(ContextRule(phrase=phrase.strip(), category=category, direction=direction,
-                                 max_scope=max_scope, regex=regex, terminates=terminates,
-                                 origin=f"{origin}#{index}"))
+        rule = ContextRule(phrase=phrase.strip(), category=category, direction=direction,
+                           max_scope=max_scope, regex=is_regex, terminates=terminates,
+                           origin=f"{origin}#{index}")
+        if is_regex:
+            _compile_regex(rule)
+        rules.append(rule)
     return rules
 
 
@@ -275,6 +296,9 @@ def load_lexicon(path: str | Path) -> tuple[list[ContextRule], dict[str, Any]]:
     except UnicodeDecodeError:
         raise ConfigError(f"assertion lexicon {path} is not UTF-8",
                           fix="re-encode the file as UTF-8") from None
+    except OSError as err:
+        raise ConfigError(f"assertion lexicon {path} cannot be read ({err.strerror or type(err).__name__})",
+                          fix="check the file's permissions") from None
     return parse_lexicon_text(text, str(path))
 
 
@@ -302,7 +326,6 @@ def shipped_lexicon_path() -> Path:
     return Path(str(resources.files("medtune.assertion").joinpath("lexicon", SHIPPED_LEXICON)))
 
 
-# --------------------------------------------------------------------------- sentences
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
@@ -329,7 +352,8 @@ class ContextEngine:
     """Apply ConText rules to the spans of documents. See the module docstring.
 
     ``labels`` restricts the engine to spans with one of these labels (others are left untouched);
-    ``max_scope`` and ``same_family_terminates`` override the lexicon ``defaults``.
+    ``max_scope`` and ``same_family_terminates`` override the lexicon ``defaults``; ``regex_timeout``:
+    the seconds a regex rule may take on one sentence (``ConfigError`` beyond).
     """
 
     def __init__(
@@ -339,8 +363,10 @@ class ContextEngine:
         max_scope: int | None = None,
         same_family_terminates: bool = True,
         labels: Iterable[str] | None = None,
+        regex_timeout: float = REGEX_TIMEOUT_S,
     ) -> None:
         self.rules = list(rules)
+        self.regex_timeout = regex_timeout
         self.max_scope = max_scope
         self.same_family_terminates = same_family_terminates
         self.labels = frozenset(labels) if labels is not None else None
@@ -351,7 +377,7 @@ class ContextEngine:
                 regex_rules.append(rule)
             else:
                 self._literal.setdefault(_phrase_tokens(rule.phrase), []).append(rule)
-        self._regex = [(re.compile(r.phrase, re.IGNORECASE), r) for r in regex_rules]
+        self._regex = [(_compile_regex(r), r) for r in regex_rules]
         self._longest = max((len(k) for k in self._literal), default=0)
         self._firsts = frozenset(k[0] for k in self._literal)
 
@@ -410,9 +436,18 @@ class ContextEngine:
                     found.append(_Cue(tokens[i][0], tokens[i + size - 1][1], rules))
                     break
         for pattern, rule in self._regex:
-            for m in pattern.finditer(region):
-                if m.end() > m.start():
-                    found.append(_Cue(m.start() + start, m.end() + start, [rule]))
+            try:
+                spans = [m.span() for m in pattern.finditer(region, timeout=self.regex_timeout)]
+            except TimeoutError:
+                raise _origin_error(
+                    rule, f"the regular expression took more than {self.regex_timeout} s on one sentence "
+                    f"({len(region)} characters): it backtracks catastrophically",
+                    "rewrite the pattern without nested or adjacent repetitions that can match the same "
+                    "text in many ways (e.g. (a+)+ -> a+, (\\w+\\s?)+ -> [\\w\\s]+), anchor it with \\b, "
+                    "or make it a literal phrase (regex: false)") from None
+            for a, b in spans:
+                if b > a:
+                    found.append(_Cue(a + start, b + start, [rule]))
         # the longest match wins; among equals, the earliest
         found.sort(key=lambda c: (c.start - c.end, c.start))
         taken: list[tuple[int, int]] = []
@@ -500,7 +535,7 @@ class ContextEngine:
         spans = [s for s in doc.spans if wanted is None or s.label in wanted]
         if not spans:
             return doc
-        sentences = _sentences_of(doc)
+        sentences = _sorted_sentences(doc)
         starts = [s for s, _ in sentences]
         cache: dict[tuple[int, int], _SentenceCues] = {}
         for span in spans:
@@ -543,16 +578,13 @@ def _phrase_tokens(phrase: str) -> tuple[str, ...]:
     return tuple(t.lower().replace("\u2019", "'") for t in _TOKEN.findall(phrase))
 
 
-def _sentences_of(doc: Document) -> list[tuple[int, int]]:
-    given = doc.metadata.get("sentences") if doc.metadata else None
-    if given:
-        try:
-            sentences = sorted((int(a), int(b)) for a, b in given)
-        except (TypeError, ValueError):
-            raise ConfigError(f"document '{doc.id}': metadata 'sentences' must be a list of [start, end]",
-                              fix="give character offsets as pairs of integers, or drop the key") from None
-        return sentences
-    return split_sentences(doc.text)
+def _sorted_sentences(doc: Document) -> list[tuple[int, int]]:
+    """:func:`medtune.sentences.sentences_of`, sorted (``_region`` bisects), malformed metadata refused."""
+    try:
+        return sorted(sentences_of(doc))
+    except (TypeError, ValueError):
+        raise ConfigError(f"document {quote_id(doc.id)}: metadata 'sentences' must be a list of [start, end]",
+                          fix="give character offsets as pairs of integers, or drop the key") from None
 
 
 def _region(sentences: list[tuple[int, int]], starts: list[int], a: int, b: int, n: int) -> tuple[int, int]:

@@ -5,7 +5,7 @@
     engine(doc)                                 # sets span.attributes["negated"], ... in place
 
 See :mod:`medtune.assertion.rules` for the algorithm and the lexicon format,
-:mod:`medtune.assertion.data` for the NegEx / BioScope / Chia loaders and
+:mod:`medtune.datasets.assertion` for the NegEx / BioScope / Chia loaders and
 :mod:`medtune.assertion.metrics` for :func:`assertion_report`.
 """
 
@@ -34,7 +34,7 @@ def __getattr__(name: str):
 
         return assertion_report
     if name in ("load_negex_test", "load_bionlplab"):
-        from medtune.assertion import data
+        from medtune.datasets import assertion as data
 
         return getattr(data, name)
     raise AttributeError(f"module 'medtune.assertion' has no attribute {name!r}")

@@ -30,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
+from medtune.datasets.download import data_dir as resolve_data_dir
 from medtune.document import Document
 from medtune.errors import DataFormatError, DatasetNotFoundError
 from medtune.fileutils import iter_lines, read_text
@@ -56,9 +57,7 @@ _Fragments = list[tuple[int, int]] | None
 
 
 def _root(data_dir: str | Path | None) -> Path:
-    from medtune.datasets.download import data_dir as resolve
-
-    return resolve(data_dir)
+    return resolve_data_dir(data_dir)
 
 
 def _require(root: Path, folder: str, rel: str, source: str) -> Path:

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from medtune.datasets.assertion import load_bionlplab, load_negex_test
 from medtune.datasets.registry import HOC_HALLMARKS, DatasetSpec
 from medtune.datasets.splits import assign_split, bucket, sha256_order
 from medtune.document import Document, Relation
@@ -467,8 +468,6 @@ def _with_assertion(docs: list[Document]) -> list[Document]:
 
 
 def load_negex(spec: DatasetSpec, root: Path, split: str) -> Result:
-    from medtune.assertion.data import load_negex_test
-
     stats: dict[str, Any] = {}
     docs = _with_assertion(load_negex_test(root, stats=stats))
     return docs, {}, stats
@@ -476,8 +475,6 @@ def load_negex(spec: DatasetSpec, root: Path, split: str) -> Result:
 
 @functools.lru_cache(maxsize=2)
 def _assertion_train_dev(root: str) -> tuple[dict[str, list[Document]], dict[str, Any]]:
-    from medtune.assertion.data import load_bionlplab
-
     splits: dict[str, list[Document]] = {"train": [], "dev": []}
     notes: dict[str, Any] = {}
     for source in ("bioscope", "chia"):
@@ -491,8 +488,6 @@ def _assertion_train_dev(root: str) -> tuple[dict[str, list[Document]], dict[str
 
 def load_assertion(spec: DatasetSpec, root: Path, split: str) -> Result:
     if split == "test":
-        from medtune.assertion.data import load_bionlplab
-
         stats: dict[str, Any] = {}
         return _with_assertion(load_bionlplab(root, "negex", stats=stats)), {}, {"negex": stats}
     splits, notes = _assertion_train_dev(str(root))

@@ -190,7 +190,7 @@ BASE_BROKEN = {
     "garbage config.json": (garbage_config, "not valid JSON"),
     "config.json is a directory": (config_is_dir, "not a file"),
     "custom model_type": (custom_model_type, "trust_remote_code"),
-    "weights of another size": (other_size, "do not fit"),
+    "weights of another size": (other_size, "not fit"),
     "pickle weights only": (pickle_only, "never unpickles"),
     "no tokenizer files": (no_tokenizer, "no tokenizer files"),
     "tokenizer without vocabulary": (tiny_vocabulary, "[UNK]"),

@@ -79,8 +79,8 @@ def _pretrained_encoder(base_model: str) -> nn.Module:
         raise
     except Exception as err:
         raise ModelError(
-            f"{where}: its encoder cannot be loaded ({type(err).__name__}: weights truncated, corrupted, "
-            "only as pickles, or of another size than config.json says)",
+            f"{where}: its encoder cannot be loaded ({type(err).__name__}): its weights do not fit its "
+            "config.json (another size or architecture), or are corrupted or only pickles",
             fix="copy the model again (config.json, model.safetensors, tokenizer files together), or use "
                 "another base_model") from None
     missing = sorted(k for k in info.get("missing_keys", ()) if not k.startswith("pooler."))

@@ -16,6 +16,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import SchedulerType
 
 from medtune.config import LrScheduler, RunConfig
+from medtune.document import Document, Relation
 from medtune.errors import ConfigError, ModelError
 from medtune.io.jsonl import write_jsonl
 from medtune.training import TrainResult, train
@@ -23,7 +24,7 @@ from medtune.training.checks import check_scheduler, position_limit
 from medtune.training.run import TrainingRun
 from medtune.training.trainer import MedtuneTrainer
 
-from helpers import ner_docs
+from helpers import ner_docs, rel_docs
 
 
 def ner_config(tiny_model_dir: Path, tmp_path: Path, *, dev: bool = False, model: dict | None = None,
@@ -224,3 +225,22 @@ def test_failure_before_the_first_checkpoint_leaves_no_directory(tiny_model_dir,
     with pytest.raises(RuntimeError, match="out of memory"):
         train(ner_config(tiny_model_dir, tmp_path, max_steps=2), out, callbacks=[Crash()])
     assert not (tmp_path / "new").exists()
+
+
+def test_metrics_carry_the_prediction_diagnostics(tiny_model_dir, tmp_path):
+    """A dev candidate too long for max_length is counted in metrics.json, not silently dropped."""
+    far = "The drug " + "was given to the patient and " * 8 + "fever followed."
+    doc = Document(id="far", text=far)
+    doc.add_span(4, 8, "Drug", id="T1")
+    doc.add_span(far.index("fever"), far.index("fever") + 5, "AE", id="T2")
+    doc.relations.append(Relation(label="ADE", head="T1", tail="T2", id="R1"))
+    write_jsonl(rel_docs(8), tmp_path / "train.jsonl")
+    write_jsonl(rel_docs(2, prefix="rd") + [doc], tmp_path / "dev.jsonl")
+    cfg = RunConfig.from_dict({
+        "task": "relation", "base_model": str(tiny_model_dir),
+        "data": {"train": str(tmp_path / "train.jsonl"), "dev": str(tmp_path / "dev.jsonl"), "format": "jsonl"},
+        "model": {"max_length": 32, "stride": 8},
+        "training": {"max_steps": 2, "batch_size": 4, "progress_bar": False, "bf16": "false"},
+    })
+    result = train(cfg, tmp_path / "model")
+    assert result.metrics["dev"]["candidates_too_long"] == 1

@@ -206,9 +206,11 @@ class TrainingRun:
         for split in ("dev", "test"):
             docs = prepared.docs[split]
             if docs:
-                preds = list(prepared.task.predict(model, docs, batch_size=self.config.training.eval_batch_size,
-                                                   device=prepared.device, bf16=prepared.bf16))
-                out[split] = prepared.task.metrics(docs, preds, **self.config.eval.model_dump())
+                predictions = prepared.task.predict(model, docs, batch_size=self.config.training.eval_batch_size,
+                                                    device=prepared.device, bf16=prepared.bf16)
+                preds = list(predictions)
+                out[split] = prepared.task.metrics(docs, preds, diagnostics=predictions.diagnostics,
+                                                   **self.config.eval.model_dump())
         return out
 
     # ------------------------------------------------------- extension points

@@ -39,6 +39,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from medtune.datasets.download import data_dir as resolve_data_dir
 from medtune.errors import DataFormatError, DatasetNotFoundError
 from medtune.fileutils import atomic_write, iter_lines
 from medtune.io._common import normalize_id
@@ -280,8 +281,6 @@ def mesh_vocabulary(kind: str = "disease", data_dir: str | Path | None = None, *
     only). A missing file raises ``DatasetNotFoundError`` naming the
     file and where to put it.
     """
-    from medtune.datasets.download import data_dir as resolve_data_dir
-
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {', '.join(_KINDS)}, not {kind!r}")
     root = resolve_data_dir(data_dir, fallback=True)

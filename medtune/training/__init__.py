@@ -1,6 +1,7 @@
-"""Fine-tuning: ``run`` (the named stages of a training run), ``trainer`` (the HF ``Trainer`` subclass),
+"""Fine-tuning: ``run`` (the named stages of a training run, ``TrainingRun``), ``trainer`` (the HF
+``Trainer`` subclass), ``output`` (the output directory), ``checks`` (settings checked before training),
 ``negatives`` (extra negative candidates for relation training) and ``pretraining`` (masked-LM)."""
 
-from medtune.training.run import TrainResult, train
+from medtune.training.run import TrainingRun, TrainResult, train
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["TrainResult", "TrainingRun", "train"]

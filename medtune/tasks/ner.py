@@ -23,7 +23,7 @@ from torch import nn
 
 from medtune.batching import length_batches
 from medtune.document import Document, Span, label_set
-from medtune.errors import DataFormatError, ModelError
+from medtune.errors import DataFormatError, ModelError, quote_id
 from medtune.evaluation.metrics import span_errors, span_metrics
 from medtune.models.heads import TokenTaggingModel
 from medtune.runtime import autocast
@@ -179,7 +179,15 @@ class NerOptions(TaskOptions):
     head: Literal["linear", "crf"] = "linear"
     tag_scheme: Literal["IOB2", "BIOES"] = "IOB2"
     overlapping_spans: Literal["error", "keep_longest"] = Field(
-        "error", description="what to do with overlapping gold spans BIO tags cannot represent")
+        "error", description="what to do with gold spans BIO tags cannot represent because they claim "
+        "the same word (they overlap in characters, or one ends or starts inside a word next to the "
+        "other): 'error' stops training naming the document and offset; 'keep_longest' keeps the longest "
+        "of the spans that claim a word (ties: the earlier) and logs how many were dropped")
+    discontinuous: Literal["error", "cover", "fragments", "drop"] = Field(
+        "fragments", description="what training does with discontinuous gold spans, which BIO tags cannot "
+        "represent: 'fragments' (default) tags each fragment as its own span of the same label; 'cover' "
+        "tags one span from the first fragment's start to the last one's end; 'drop' leaves them out; "
+        "'error' refuses the data (training and evaluation). Except with 'error', one warning counts them")
 
 
 @register_task
@@ -203,6 +211,8 @@ class NerTask(Task):
         self.capacity = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
         self.trans_ok, self.start_ok, self.end_ok = allowed_transitions(self.tags, self.scheme)
         self.overlaps: str = meta.get("overlapping_spans", "error")
+        # models saved before the option existed refused discontinuous spans
+        self.discontinuous: str = meta.get("discontinuous", "error")
 
     @classmethod
     def meta_from_config(cls, config: Any, train_docs: list[Document]) -> dict[str, Any]:
@@ -219,6 +229,7 @@ class NerTask(Task):
             "stride": config.model.stride,
             "dropout": config.model.dropout,
             "overlapping_spans": config.model.overlapping_spans,
+            "discontinuous": config.model.discontinuous,
         }
 
     def build_model(self, encoder: nn.Module) -> nn.Module:
@@ -239,30 +250,65 @@ class NerTask(Task):
                 raise DataFormatError(f"document '{doc.id}' has an empty text", path=source,
                                       fix="remove empty documents from the training data")
             for i, span in enumerate(doc.spans):
+                # the field names the span: the message does not repeat it
                 if span.label not in known:
                     raise DataFormatError(
-                        f"document '{doc.id}': span {i} has label '{span.label}', which the model does not "
-                        f"know (labels: {', '.join(self.labels)})", path=source, field=f"spans[{i}].label",
+                        f"document {quote_id(doc.id)} has the label {quote_id(span.label)}, which the model "
+                        f"does not know (labels: {', '.join(self.labels)})", path=source,
+                        field=f"spans[{i}].label",
                         fix="evaluate on data with the model's entity types, or map the labels first")
-                if span.is_discontinuous:
+                if span.is_discontinuous and self.discontinuous == "error":
                     raise DataFormatError(
-                        f"document '{doc.id}': span {i} is discontinuous, which BIO tagging cannot represent",
-                        path=source, field=f"spans[{i}].fragments",
-                        fix="split discontinuous spans into their fragments before training")
+                        f"document {quote_id(doc.id)} has a discontinuous span, which BIO tagging cannot "
+                        "represent", path=source, field=f"spans[{i}].fragments",
+                        fix="set model.discontinuous to fragments, cover or drop, or split discontinuous "
+                            "spans into their fragments before training")
 
     # ---------------------------------------------------------------- encoding
     def _words(self, doc: Document) -> WordTokens:
         tokens = doc.metadata.get("tokens")
         return tokenize_words(self.tokenizer, doc.text, tokens if tokens else None)
 
+    def gold_spans(self, doc: Document, counts: Counter | None = None) -> list[Span]:
+        """The document's spans as training tags them: discontinuous ones per ``model.discontinuous``.
+
+        ``counts["discontinuous_spans"]`` counts the discontinuous spans met.
+        """
+        counts = Counter() if counts is None else counts
+        out: list[Span] = []
+        for span in doc.spans:
+            if not span.is_discontinuous:
+                out.append(span)
+                continue
+            counts["discontinuous_spans"] += 1
+            if self.discontinuous == "error":
+                raise DataFormatError(f"document {quote_id(doc.id)} has a discontinuous span, which BIO "
+                                      "tagging cannot represent", field="spans",
+                                      fix="set model.discontinuous to fragments, cover or drop")
+            if self.discontinuous == "cover":
+                out.append(Span(start=span.start, end=span.end, label=span.label))
+            elif self.discontinuous == "fragments":
+                out.extend(Span(start=a, end=b, label=span.label) for a, b in sorted(span.fragments or ()))
+        return out
+
     def word_tags(self, doc: Document, words: list[tuple[int, int]], counts: Counter | None = None) -> list[str]:
-        """The gold tag of each word; ``counts["unaligned_spans"]`` counts spans widened to whole words."""
+        """The gold tag of each word.
+
+        ``counts["unaligned_spans"]`` counts spans widened to whole words, ``counts["dropped_spans"]``
+        spans left out by ``overlapping_spans: keep_longest`` and ``counts["discontinuous_spans"]`` the
+        discontinuous spans met. Spans conflict when they claim the same word, which they do when they
+        overlap in characters and also when one ends or starts inside a word that the other reaches.
+        """
         counts = Counter() if counts is None else counts
         tags = ["O"] * len(words)
         starts = [w[0] for w in words]
-        spans = sorted(doc.spans, key=lambda s: (s.start, -(s.end - s.start)))
-        if self.overlaps == "keep_longest":
-            spans = _drop_overlaps(spans)
+        spans = sorted(self.gold_spans(doc, counts), key=lambda s: (s.start, -(s.end - s.start)))
+        keep_longest = self.overlaps == "keep_longest"
+        if keep_longest:
+            kept = _drop_overlaps(spans)
+            counts["dropped_spans"] += len(spans) - len(kept)
+            spans = kept
+        placed: list[tuple[Span, list[int]]] = []
         for span in spans:
             first = bisect.bisect_right(starts, span.start) - 1
             if first < 0 or words[first][1] <= span.start:
@@ -272,17 +318,38 @@ class NerTask(Task):
             while k < len(words) and words[k][0] < span.end:
                 idx.append(k)
                 k += 1
+            placed.append((span, idx))
+        if keep_longest:  # the same rule again where the conflict arises: at the level of words
+            taken: set[int] = set()
+            kept_words = []
+            for span, idx in sorted(placed, key=lambda p: (-(p[0].end - p[0].start), p[0].start)):
+                if taken.isdisjoint(idx):
+                    kept_words.append((span, idx))
+                    taken.update(idx)
+                else:
+                    counts["dropped_spans"] += 1
+            placed = sorted(kept_words, key=lambda p: (p[0].start, -(p[0].end - p[0].start)))
+        owner: list[Span | None] = [None] * len(words)
+        for span, idx in placed:
             if not idx:
                 counts["unaligned_spans"] += 1
                 continue
             if words[idx[0]][0] != span.start or words[idx[-1]][1] != span.end:
                 counts["unaligned_spans"] += 1
-            if any(tags[k] != "O" for k in idx):
+            other = next((owner[k] for k in idx if owner[k] is not None), None)
+            if other is not None:
+                if span.overlaps(other):
+                    what = "overlapping spans"
+                else:
+                    what = ("two spans that do not overlap but claim the same word (one ends or starts inside "
+                            "it)")
                 raise DataFormatError(
-                    f"document '{doc.id}' has overlapping spans near offset {span.start}, which BIO tags "
+                    f"document {quote_id(doc.id)} has {what} near offset {span.start}, which BIO tags "
                     "cannot represent", field="spans",
-                    fix="keep one of the overlapping spans, or set model.overlapping_spans: keep_longest")
+                    fix="keep one of the spans, or set model.overlapping_spans: keep_longest (which keeps the "
+                        "longest of the spans that claim a word)")
             for n, k in enumerate(idx):
+                owner[k] = span
                 if self.scheme == "BIOES" and len(idx) == 1:
                     prefix = "S"
                 elif n == 0:
@@ -321,6 +388,12 @@ class NerTask(Task):
         if counts["unaligned_spans"]:
             logger.warning("%d gold spans do not start/end on word boundaries; they were widened to whole "
                            "words for training and count as errors in strict evaluation", counts["unaligned_spans"])
+        if counts["discontinuous_spans"]:
+            logger.warning("%d gold spans are discontinuous; model.discontinuous=%s: %s",
+                           counts["discontinuous_spans"], self.discontinuous, _DISCONTINUOUS_DONE[self.discontinuous])
+        if counts["dropped_spans"]:
+            logger.warning("%d gold spans claimed a word that a longer span also claims; "
+                           "model.overlapping_spans=keep_longest left them out of training", counts["dropped_spans"])
         return features
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -399,6 +472,14 @@ class NerTask(Task):
 
     def error_examples(self, gold: list[Document], pred: list[Document], n: int) -> list[dict[str, Any]]:
         return span_errors(gold, pred, n)
+
+
+_DISCONTINUOUS_DONE = {
+    "fragments": "each fragment was tagged as its own span of the same label",
+    "cover": "each was tagged as one span from its first start to its last end",
+    "drop": "they were left out of training",
+    "error": "refused",
+}
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from medtune.document import Document, Relation, Span
-from medtune.errors import DataFormatError
+from medtune.errors import DataFormatError, quote_id
 from medtune.evaluation.metrics import id_relation_metrics, relation_errors, relation_metrics
 from medtune.models.heads import MarkedSpanModel
 from medtune.sentences import sentence_index, sentences_of
@@ -46,9 +46,11 @@ def id_key(span: Span) -> tuple[str, ...] | None:
 
 class RelationOptions(TaskOptions):
     head: Literal["linear"] = "linear"
-    relation_schema: list[tuple[str, str, str]] | None = Field(
+    relation_schema: list[tuple[str, str, str] | tuple[str, str, str, Literal["symmetric"]]] | None = Field(
         None, description="allowed (head type, tail type, relation) triples; None = those seen in the "
-        "training data")
+        "training data. A 4th element 'symmetric' ([Drug, Drug, DDI, symmetric]) marks an undirected "
+        "relation: only one order of each pair is proposed (the span that starts first is the head), gold "
+        "relations count in either order, and a prediction matches gold in either direction")
     pair_scope: Literal["sentence", "document"] = Field(
         "sentence", description="candidate pairs within one sentence, or anywhere in the document "
         "(within max_pair_chars)")
@@ -85,14 +87,23 @@ class RelationTask(MarkedSpanTask):
     options_class = RelationOptions
     ensemble = "classes"
     ensemble_attributes = ("classes",)
-    ensemble_meta = ("labels", "schema", "pair_scope", "group_by", "max_length", "context_chars")
+    ensemble_meta = ("labels", "schema", "symmetric", "pair_scope", "group_by", "max_length", "context_chars")
 
     def __init__(self, meta: dict[str, Any], tokenizer: Any) -> None:
         super().__init__(meta, tokenizer)
         self.classes = [NONE] + self.labels
         self.class_to_id = {c: i for i, c in enumerate(self.classes)}
         self.schema = [tuple(t) for t in meta["schema"]]
+        # labels marked symmetric (models saved before the option have none)
+        self.symmetric: set[str] = set(meta.get("symmetric") or ())
         self.type_pairs = {(h, t) for h, t, _ in self.schema}
+        for h, t, label in self.schema:
+            if label in self.symmetric:
+                self.type_pairs.add((t, h))
+        # type pairs whose every relation is symmetric: one order of each span pair is proposed
+        self.symmetric_pairs = {pair for pair in self.type_pairs if self.symmetric.issuperset(
+            lab for h, t, lab in self.schema
+            if (h, t) == pair or ((t, h) == pair and lab in self.symmetric))}
         self.scope: str = meta["pair_scope"]
         self.max_pair_chars: int = meta["max_pair_chars"]
         self.group_by: str = meta["group_by"]
@@ -102,7 +113,11 @@ class RelationTask(MarkedSpanTask):
     @classmethod
     def meta_from_config(cls, config: Any, train_docs: list[Document]) -> dict[str, Any]:
         m = config.model
-        schema = [list(t) for t in m.relation_schema] if m.relation_schema else _observed_schema(train_docs, m.group_by)
+        entries = [list(t) for t in m.relation_schema] if m.relation_schema else _observed_schema(train_docs, m.group_by)
+        # the meta keeps "schema" as triples (as models saved before symmetric relations have it) and
+        # lists the symmetric labels apart, only when there are any
+        schema = [t[:3] for t in entries]
+        symmetric = sorted({t[2] for t in entries if len(t) > 3})
         if not schema:
             raise DataFormatError("the training data has no relations to learn a schema from",
                                   field="relations", fix="give data with relations, or set model.relation_schema")
@@ -112,6 +127,7 @@ class RelationTask(MarkedSpanTask):
             "max_pair_chars": m.max_pair_chars, "group_by": m.group_by, "max_length": m.max_length,
             "context_chars": m.context_chars, "negative_ratio": m.negative_ratio, "dropout": m.dropout,
             "distant_negatives": m.distant_negatives, "negatives_from_model": m.negatives_from_model,
+            **({"symmetric": symmetric} if symmetric else {}),
         }
 
     def build_model(self, encoder: nn.Module) -> nn.Module:
@@ -126,8 +142,9 @@ class RelationTask(MarkedSpanTask):
             ids = {s.id for s in doc.spans if s.id is not None}
             for k, rel in enumerate(doc.relations):
                 if rel.head not in ids or rel.tail not in ids:
-                    raise DataFormatError(
-                        f"document '{doc.id}': relation {k} refers to a span id that does not exist",
+                    raise DataFormatError(  # the field names the relation; the message does not repeat it
+                        f"document {quote_id(doc.id)} has a relation whose head or tail is not the id of one "
+                        "of its spans",
                         path=source, field=f"relations[{k}]", fix="every relation head/tail must be the id of "
                         "a span of the same document")
         if training and not any(d.relations or d.metadata.get("id_relations") for d in docs):
@@ -139,12 +156,15 @@ class RelationTask(MarkedSpanTask):
         """Ordered (head, tail) span pairs that the schema allows, within the configured scope."""
         doc.ensure_span_ids()
         spans = sorted(doc.spans, key=lambda s: (s.start, s.end, s.label))
+        order = {id(s): k for k, s in enumerate(spans)}
         sentences = sentences_of(doc) if self.scope == "sentence" else None
         sent = {id(s): sentence_index(sentences, s.start) for s in spans} if sentences else {}
 
         def allowed(a: Span, b: Span) -> bool:
             if a is b or (a.label, b.label) not in self.type_pairs:
                 return False
+            if (a.label, b.label) in self.symmetric_pairs and order[id(a)] > order[id(b)]:
+                return False  # a symmetric pair is proposed once: the span that starts first is the head
             if sentences is not None:
                 return sent[id(a)] == sent[id(b)]
             return max(a.end, b.end) - min(a.start, b.start) <= self.max_pair_chars
@@ -161,6 +181,8 @@ class RelationTask(MarkedSpanTask):
             for (lb, kb), gb in groups.items():
                 if (la, lb) not in self.type_pairs or ka == kb:
                     continue
+                if (la, lb) in self.symmetric_pairs and (la, ka) > (lb, kb):
+                    continue  # one order of each symmetric id pair
                 pairs = [(a, b) for a in ga for b in gb if allowed(a, b)]
                 if pairs:
                     out.append(min(pairs, key=lambda p: (_distance(*p), p[0].start, p[1].start)))
@@ -182,11 +204,17 @@ class RelationTask(MarkedSpanTask):
         if self.group_by == "id":
             hk, tk = set(id_key(head) or ()), set(id_key(tail) or ())
             for rel in doc.metadata.get("id_relations") or []:
-                if rel["head_id"] in hk and rel["tail_id"] in tk and rel["label"] in self.class_to_id:
+                if rel["label"] not in self.class_to_id:
+                    continue
+                if (rel["head_id"] in hk and rel["tail_id"] in tk) or (
+                        rel["label"] in self.symmetric and rel["head_id"] in tk and rel["tail_id"] in hk):
                     return rel["label"]
             return NONE
         for rel in doc.relations:
-            if rel.head == head.id and rel.tail == tail.id and rel.label in self.class_to_id:
+            if rel.label not in self.class_to_id:
+                continue
+            if (rel.head == head.id and rel.tail == tail.id) or (
+                    rel.label in self.symmetric and rel.head == tail.id and rel.tail == head.id):
                 return rel.label
         return NONE
 
@@ -238,6 +266,9 @@ class RelationTask(MarkedSpanTask):
     # --------------------------------------------------------------- metrics
     def metrics(self, gold: list[Document], pred: list[Document], *, diagnostics: Counter | None = None,
                 **options: Any) -> dict[str, Any]:
+        if self.symmetric:  # a symmetric relation matches gold in either direction
+            gold = [canonical_symmetric(d, self.symmetric) for d in gold]
+            pred = [canonical_symmetric(d, self.symmetric) for d in pred]
         result = relation_metrics(gold, pred, self.labels)
         if self.group_by == "id":
             result = {**id_relation_metrics(gold, pred, self.labels), "mention_level": result}
@@ -246,7 +277,39 @@ class RelationTask(MarkedSpanTask):
         return result
 
     def error_examples(self, gold: list[Document], pred: list[Document], n: int) -> list[dict[str, Any]]:
+        if self.symmetric:
+            gold = [canonical_symmetric(d, self.symmetric) for d in gold]
+            pred = [canonical_symmetric(d, self.symmetric) for d in pred]
         return relation_errors(gold, pred, n)
+
+
+def canonical_symmetric(doc: Document, symmetric: set[str]) -> Document:
+    """A copy of ``doc`` whose relations with a symmetric label are written in one order: the span that
+    starts first (then ends first, then by label) is the head; id relations by the sorted id pair.
+    Duplicates that the reordering creates are kept once."""
+    out = doc.copy()
+    by_id = out.span_by_id()
+
+    def key(span_id: str) -> tuple:
+        s = by_id.get(span_id)
+        return (0, s.start, s.end, s.label) if s is not None else (1, 0, 0, span_id)
+
+    relations, seen = [], set()
+    for rel in out.relations:
+        if rel.label in symmetric and key(rel.tail) < key(rel.head):
+            rel.head, rel.tail = rel.tail, rel.head
+        k = (rel.head, rel.tail, rel.label)
+        if rel.label in symmetric and k in seen:
+            continue
+        seen.add(k)
+        relations.append(rel)
+    out.relations = relations
+    id_relations = out.metadata.get("id_relations")
+    if id_relations:
+        for rel in id_relations:
+            if rel.get("label") in symmetric and str(rel["tail_id"]) < str(rel["head_id"]):
+                rel["head_id"], rel["tail_id"] = rel["tail_id"], rel["head_id"]
+    return out
 
 
 def distant_negative_docs(docs: list[Document], max_words: int = 6) -> list[Document]:

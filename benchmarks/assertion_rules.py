@@ -35,7 +35,7 @@ from typing import Any
 from _env import ROOT  # noqa: E402  (sets up sys.path and the environment)
 
 from medtune.assertion import ContextEngine  # noqa: E402
-from medtune.assertion.data import load_bionlplab, load_negex_test  # noqa: E402
+from medtune.datasets.assertion import load_bionlplab, load_negex_test  # noqa: E402
 from medtune.assertion.metrics import assertion_report  # noqa: E402
 from medtune.document import Document  # noqa: E402
 from medtune.fileutils import atomic_write  # noqa: E402

@@ -3,7 +3,8 @@
 ``medtune bench [--quick] [--tasks ncbi-disease,hoc]`` trains each task's shipped config with the
 default base model, evaluates it on the test split, writes ``benchmarks/results/<task>.json`` and a
 markdown table. ``--quick`` trains on a small slice for a few steps: a smoke test of the whole suite,
-not a measurement.
+not a measurement. A quick run keeps the corpus's label set (taken from the full training split, as a
+full run sees it), so that a slice that lacks a rare label still trains a model that knows it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medtune.data import load_split
 from medtune.fileutils import atomic_write
+from medtune.tasks.registry import task_class
+
+#: The quick run's slice and steps.
+QUICK_OVERRIDES: dict[str, Any] = {"data.max_train_docs": 64, "data.max_eval_docs": 32, "training.max_steps": 8,
+                                   "training.batch_size": 8, "training.eval_every_epoch": False}
 
 
 @dataclass(frozen=True)
@@ -59,24 +66,50 @@ def task_by_name(name: str) -> BenchTask:
     raise ConfigError(f"unknown benchmark task '{name}'", fix=f"use any of: {', '.join(t.name for t in TASKS)}")
 
 
+def corpus_label_options(cfg: Any) -> dict[str, Any]:
+    """The ``model:`` options that fix a run's label set, as a run on the full training split sets them.
+
+    ``labels`` (and, where the config leaves them to the data, ``multi_label`` and ``relation_schema``)
+    from the task's own rule applied to the whole training split, not to a ``data.max_train_docs``
+    slice; options the config sets are kept.
+    """
+    if cfg.model.labels is not None:
+        return {}
+    full = load_split(cfg.data.model_copy(update={"max_train_docs": None}), "train") or []
+    meta = task_class(cfg.task).meta_from_config(cfg, full)
+    out: dict[str, Any] = {"labels": list(meta["labels"])}
+    fields = type(cfg.model).model_fields
+    if "multi_label" in fields and cfg.model.multi_label is None and "multi_label" in meta:
+        out["multi_label"] = bool(meta["multi_label"])
+    if "relation_schema" in fields and cfg.model.relation_schema is None and "schema" in meta:
+        symmetric = set(meta.get("symmetric") or ())
+        out["relation_schema"] = [tuple(t) + (("symmetric",) if t[2] in symmetric else ()) for t in meta["schema"]]
+    return out
+
+
 def run_task(task: BenchTask, *, quick: bool, seed: int, configs: Path, models: Path,
-             results: Path) -> dict[str, Any]:
+             results: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train and evaluate one task; ``overrides`` (dotted config keys) apply to every stage."""
     from medtune.config import RunConfig
     from medtune.runtime import cpu_name
     from medtune.training import train
 
-    overrides: dict[str, Any] = {"training.seed": seed, "training.progress_bar": False}
+    settings: dict[str, Any] = {"training.seed": seed, "training.progress_bar": False}
     if quick:
-        overrides.update({"data.max_train_docs": 64, "data.max_eval_docs": 32, "training.max_steps": 8,
-                          "training.batch_size": 8, "training.eval_every_epoch": False})
+        settings.update(QUICK_OVERRIDES)
+    settings.update(overrides or {})
     out = models / (f"{task.name}-quick" if quick else f"{task.name}-seed{seed}")
     if task.starts_from:  # the first stage, trained with the same seed unless already there
         first = task_by_name(task.starts_from)
         first_dir = models / (f"{first.name}-quick" if quick else f"{first.name}-seed{seed}")
         if not (first_dir / "config.json").exists():
-            run_task(first, quick=quick, seed=seed, configs=configs, models=models, results=results)
-        overrides["base_model"] = str(first_dir)
-    cfg = RunConfig.from_yaml(configs / f"{task.name}.yaml", overrides)
+            run_task(first, quick=quick, seed=seed, configs=configs, models=models, results=results,
+                     overrides=overrides)
+        settings["base_model"] = str(first_dir)
+    cfg = RunConfig.from_yaml(configs / f"{task.name}.yaml", settings)
+    if quick:  # the slice keeps the corpus's label set (a rare label may be missing from it)
+        for key, value in corpus_label_options(cfg).items():
+            setattr(cfg.model, key, value)
     start = time.perf_counter()
     result = train(cfg, out, overwrite=True)
     test = result.metrics["test"]

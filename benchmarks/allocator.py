@@ -31,7 +31,7 @@ def child(length: int, batch_size: int, steps: int) -> dict:
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from medtune.models.store import resolve_base_model
+    from medtune.models.encoder import resolve_base_model
     from medtune.runtime import resolve_bf16
 
     torch.manual_seed(0)

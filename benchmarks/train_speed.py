@@ -168,7 +168,7 @@ def main() -> None:
     else:
         args.selected = ["hf_trainer_baseline", "medtune"] + (
             ["medtune_default_allocator", "medtune_fp32_grouped", "medtune_bf16_ungrouped"] if args.ablation else [])
-    from medtune.models.store import resolve_base_model
+    from medtune.models.encoder import resolve_base_model
 
     data_dir = Path(os.environ.get("MEDTUNE_DATA_DIR", "../shared/data"))
     base = resolve_base_model("default")

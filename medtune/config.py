@@ -14,10 +14,10 @@ import yaml
 from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from medtune.errors import ConfigError
+from medtune.models.encoder import DEFAULT_BASE_MODEL
 from medtune.tasks import TASKS, TaskOptions
 from medtune.tasks.options import StrictModel, drop_foreign_defaults
 
-DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 _Strict = StrictModel

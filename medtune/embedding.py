@@ -5,7 +5,7 @@
 >>> float(vectors[0] @ vectors[1])               # rows are L2-normalised: dot product = cosine
 
 The encoder (any Hugging Face encoder: BERT, MiniLM, a medtune base model) is found by
-:func:`medtune.models.store.resolve_base_model` and loaded on first use, never with remote code. A text's
+:func:`medtune.models.encoder.resolve_base_model` and loaded on first use, never with remote code. A text's
 vector is the mean of the last layer over its tokens (``pooling="mean"``, padding excluded) or the
 ``[CLS]`` vector (``pooling="cls"``), L2-normalised, float32. Texts are tokenised in batches of
 ``batch_size`` sorted by length (less padding), truncated to ``max_length`` tokens; the result is in the
@@ -22,8 +22,7 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from medtune.models.store import resolve_base_model
-from medtune.models.heads import quiet_loading
+from medtune.models.encoder import quiet_loading, resolve_base_model
 from medtune.runtime import autocast, resolve_bf16
 
 __all__ = ["TextEncoder", "POOLINGS"]

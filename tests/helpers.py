@@ -104,3 +104,17 @@ def assert_pipeline_refused(path, components: str, match: str) -> None:
     path.write_text("name: x\ncomponents:\n" + components, encoding="utf-8")
     with pytest.raises(ConfigError, match=match):
         Pipeline.from_yaml(path)
+
+
+def load_module(path, name: str):
+    """Import the Python file ``path`` as module ``name`` (fixture build scripts share a file name)."""
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -75,7 +75,7 @@ def test_unknown_task_and_head(tmp_path):
 
 def test_missing_base_model_offline_names_both_readings(monkeypatch):
     from medtune.errors import ModelError
-    from medtune.models.store import resolve_base_model
+    from medtune.models.encoder import resolve_base_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match="'runs/absent' is not a local directory.*HF_HUB_OFFLINE"):

@@ -16,10 +16,10 @@ from medtune.pipeline import Pipeline
 HERE = Path(__file__).parent / "fixtures" / "golden"
 GOLDEN = json.loads((HERE / "golden.json").read_text(encoding="utf-8"))
 
-import sys  # noqa: E402
+from helpers import load_module  # noqa: E402
 
-sys.path.insert(0, str(HERE))
-from build import MODELS, PIPELINES, golden_inputs  # noqa: E402
+_build = load_module(HERE / "build.py", "golden_models_build")
+MODELS, PIPELINES, golden_inputs = _build.MODELS, _build.PIPELINES, _build.golden_inputs
 
 
 def assert_same(got, want, where="doc"):

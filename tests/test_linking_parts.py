@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import load_module
+
 from medtune.errors import ConfigError, ModelError
 from medtune.linking import EncoderSettings, Linker, LinkerSettings, Vocabulary
 from medtune.linking.config import LinkerConfig
@@ -22,8 +24,8 @@ from medtune.linking.normalize import LEVEL_SCORE, LEVELS, level_key, uninvert, 
 GOLDEN_DIR = Path(__file__).parent / "fixtures" / "golden" / "linker"
 GOLDEN = json.loads((GOLDEN_DIR / "golden.json").read_text(encoding="utf-8"))
 
-sys.path.insert(0, str(GOLDEN_DIR))
-from build import LINKERS, predictions  # noqa: E402
+_build = load_module(GOLDEN_DIR / "build.py", "golden_linker_build")
+LINKERS, predictions = _build.LINKERS, _build.predictions
 
 
 @pytest.mark.parametrize("name", sorted(LINKERS))

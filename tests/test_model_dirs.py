@@ -198,8 +198,8 @@ BASE_BROKEN = {
 
 
 def _load_base(path: Path) -> None:
-    from medtune.models.heads import build_encoder
-    from medtune.models.store import resolve_base_model
+    from medtune.models.encoder import build_encoder
+    from medtune.models.encoder import resolve_base_model
 
     build_encoder(resolve_base_model(str(path)))
 

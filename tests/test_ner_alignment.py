@@ -122,7 +122,7 @@ def test_hundred_thousand_character_document_is_tagged_whole(tiny_tokenizer):
 
     from transformers import AutoConfig
 
-    from medtune.models.heads import build_encoder
+    from medtune.models.encoder import build_encoder
 
     text = ("The patient has breast cancer and fever, no cough. " * 2000)[:100_000]
     doc = Document(id="long", text=text)

@@ -29,7 +29,7 @@ def untrained_model(tiny_model_dir: Path, out: Path, task: str, docs, **model_op
 
     from medtune.config import RunConfig
     from medtune.models.store import save_model
-    from medtune.models.heads import build_encoder
+    from medtune.models.encoder import build_encoder
     from medtune.tasks import task_class
 
     cfg = RunConfig.from_dict({"task": task, "base_model": str(tiny_model_dir),

@@ -55,7 +55,7 @@ class TaskContract:
         import torch
         from safetensors.torch import load_file
 
-        from medtune.models.heads import build_encoder
+        from medtune.models.encoder import build_encoder
 
         result, _ = trained
         encoder = build_encoder(str(result.output_dir))

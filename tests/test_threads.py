@@ -3,7 +3,6 @@ nothing a prediction computes is stored on the task or the model."""
 
 from __future__ import annotations
 
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,8 +11,10 @@ import pytest
 from medtune.inference import load
 
 HERE = Path(__file__).parent / "fixtures" / "golden"
-sys.path.insert(0, str(HERE))
-from build import MODELS, golden_inputs  # noqa: E402
+from helpers import load_module  # noqa: E402
+
+_build = load_module(HERE / "build.py", "golden_models_build")
+MODELS, golden_inputs = _build.MODELS, _build.golden_inputs
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

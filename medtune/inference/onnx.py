@@ -76,8 +76,6 @@ def _require_onnx():
 
 # --------------------------------------------------------------------------- helpers
 def weights_digest(model_dir: str | Path) -> str:
-    from medtune.models.store import WEIGHTS_NAME
-
     digest = hashlib.sha256()
     with open(Path(model_dir) / WEIGHTS_NAME, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):

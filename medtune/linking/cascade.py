@@ -89,7 +89,7 @@ class Linker:
     ``labels``: span labels to link (``None``: every span). ``components``: the subset of
     :data:`COMPONENTS` to run (always in the order of :data:`COMPONENTS`, except that an abbreviation
     the document defines is tried before the train dictionary when ``abbreviation_first``). ``encoder``:
-    a model name or path for :func:`medtune.models.store.resolve_base_model` (``default`` is
+    a model name or path for :func:`medtune.models.encoder.resolve_base_model` (``default`` is
     ``sentence-transformers/all-MiniLM-L6-v2``), or :class:`EncoderSettings`. ``settings``:
     :class:`LinkerSettings`; ``options``: any field of either, by keyword (``bf16=False``,
     ``dense_sparse_weight=0.2``), overriding. The settings read as attributes (``linker.prefer``).

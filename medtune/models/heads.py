@@ -1,127 +1,14 @@
-"""Neural models: a pretrained encoder with a task head.
+"""Neural models: a pretrained encoder with a task head, one ``nn.Module`` per task family.
 
-One ``nn.Module`` per task family. The encoder is any Hugging Face ``AutoModel``; heads are small.
-Models are saved as ``model.safetensors`` (whole state dict) beside the encoder's ``config.json``,
-which carries a ``medtune`` section (task, labels, head, version). Loading builds the encoder from
-its config and never executes code from the model folder (``trust_remote_code`` is never set).
+The encoder is any Hugging Face ``AutoModel`` (see ``medtune.models.encoder``); heads are small.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PretrainedConfig
-
-
-@contextlib.contextmanager
-def quiet_loading():
-    """Silence transformers' weight-loading progress bars and load reports (expected, and noise here)."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    level = hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-
-
-def build_encoder(base_model: str | None, config: PretrainedConfig | None = None) -> nn.Module:
-    """The pretrained encoder from ``base_model`` or a randomly initialised one from ``config``.
-
-    ``base_model`` may also be a model directory written by ``medtune train``: its fine-tuned encoder
-    is the starting point (intermediate-task transfer, e.g. BC5CDR-disease before NCBI-disease) and its
-    task head is left behind. Weights are read from safetensors only (never unpickled) and must fit
-    the encoder exactly; anything else is a ``ModelError`` naming the directory.
-    """
-    from medtune.errors import ModelError
-
-    with quiet_loading():
-        if config is not None and base_model is None:
-            try:
-                return AutoModel.from_config(config, trust_remote_code=False)
-            except Exception as err:
-                raise ModelError(
-                    f"cannot build a '{getattr(config, 'model_type', '?')}' encoder from its config.json "
-                    f"({type(err).__name__}: the config is incomplete or inconsistent)",
-                    fix="restore config.json from the original model, or train again") from None
-        if base_model is not None and is_medtune_model_dir(base_model):
-            return _encoder_of_medtune_model(Path(base_model))
-        return _pretrained_encoder(str(base_model))
-
-
-def _pretrained_encoder(base_model: str) -> nn.Module:
-    """``AutoModel.from_pretrained`` with safetensors only, refusing weights that do not fit."""
-    from medtune.errors import ModelError
-
-    local = Path(base_model).is_dir()
-    if local:
-        from medtune.models.store import WEIGHTS_NAME, check_safetensors, find_weights, read_config_json
-
-        read_config_json(base_model, "base_model")
-        weights = find_weights(base_model, "base_model", sharded=True)
-        if weights.name == WEIGHTS_NAME:
-            check_safetensors(weights)
-    where = f"base_model {base_model}" if local else f"base_model '{base_model}' (hub)"
-    try:
-        encoder, info = AutoModel.from_pretrained(base_model, trust_remote_code=False, use_safetensors=True,
-                                                  output_loading_info=True)
-    except ModelError:
-        raise
-    except Exception as err:
-        raise ModelError(
-            f"{where}: its encoder cannot be loaded ({type(err).__name__}): its weights do not fit its "
-            "config.json (another size or architecture), or are corrupted or only pickles",
-            fix="copy the model again (config.json, model.safetensors, tokenizer files together), or use "
-                "another base_model") from None
-    missing = sorted(k for k in info.get("missing_keys", ()) if not k.startswith("pooler."))
-    mismatched = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys", ()))
-    if missing or mismatched:
-        first = (mismatched or missing)[0]
-        raise ModelError(
-            f"{where}: its weights do not fit its config.json ({len(missing)} missing, {len(mismatched)} of "
-            f"another shape, e.g. {first}); the encoder would start from random weights",
-            fix="copy model.safetensors and config.json of the same model together, or use another base_model")
-    return encoder
-
-
-def is_medtune_model_dir(path: str | Path) -> bool:
-    config = Path(path) / "config.json"
-    if not config.is_file():
-        return False
-    try:
-        return "medtune" in json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError):
-        return False
-
-
-def _encoder_of_medtune_model(model_dir: Path) -> nn.Module:
-    """The encoder of a medtune model: its weights are stored under ``encoder.`` beside the head's."""
-    from medtune.errors import ModelError
-    from medtune.models.store import find_weights, load_encoder_config, load_state_checked, read_safetensors
-
-    weights = find_weights(model_dir, "base_model")
-    config = load_encoder_config(model_dir, "base_model")
-    try:
-        encoder = AutoModel.from_config(config, trust_remote_code=False)
-    except Exception as err:
-        raise ModelError(f"base_model {model_dir}: cannot build its encoder from config.json "
-                         f"({type(err).__name__})", fix="restore config.json, or train that model again") from None
-    state = {k[len("encoder."):]: v for k, v in read_safetensors(weights).items() if k.startswith("encoder.")}
-    if not state:
-        raise ModelError(f"base_model {weights} holds no encoder weights (no 'encoder.' tensors)",
-                         fix="use a model directory written by this version of medtune train")
-    load_state_checked(encoder, state, weights, ignore_missing=("pooler.",))  # medtune heads never use the pooler
-    return encoder
 
 
 class _EncoderModel(nn.Module):
@@ -280,7 +167,3 @@ class MarkedSpanModel(_EncoderModel):
         if labels is not None:
             out["loss"] = nn.functional.cross_entropy(logits, labels)
         return out
-
-
-def encoder_config_from_dir(path: str) -> PretrainedConfig:
-    return AutoConfig.from_pretrained(path, trust_remote_code=False)

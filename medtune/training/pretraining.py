@@ -96,8 +96,7 @@ def pretrain_mlm(
     from transformers import (AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling,
                               TrainingArguments, set_seed)
 
-    from medtune.models.store import resolve_base_model
-    from medtune.models.heads import quiet_loading
+    from medtune.models.encoder import quiet_loading, resolve_base_model
     from medtune.runtime import cpu_name, resolve_bf16
 
     base = resolve_base_model(base_model)

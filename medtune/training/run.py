@@ -47,8 +47,7 @@ from medtune.config import RunConfig
 from medtune.data import load_split, split_source
 from medtune.document import Document
 from medtune.errors import ConfigError, ModelError
-from medtune.models.heads import build_encoder
-from medtune.models.store import resolve_base_model
+from medtune.models.encoder import build_encoder, resolve_base_model
 from medtune.runtime import allocator_tuned, cpu_name, default_threads, resolve_bf16, tune_allocator
 from medtune.tasks import Task, task_class
 from medtune.training.checks import check_max_length, check_scheduler, training_arguments

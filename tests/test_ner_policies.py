@@ -10,7 +10,7 @@ import pytest
 
 from medtune.config import RunConfig
 from medtune.document import Document, Span
-from medtune.errors import DataFormatError
+from medtune.errors import ConfigError, DataFormatError
 from medtune.tasks.ner import NerOptions, NerTask, spans_from_word_tags, tokenize_words
 
 TEXT = "The patient had breast pain and cancer today, and fever."
@@ -53,7 +53,7 @@ def test_discontinuous_option_is_documented_defaults_to_training_and_is_saved_in
     cfg = RunConfig.from_dict({"task": "ner", "data": {"train": "x.jsonl"},
                                "model": {"labels": ["Disease"], "discontinuous": "cover"}})
     assert NerTask.meta_from_config(cfg, [])["discontinuous"] == "cover"
-    with pytest.raises(Exception, match="discontinuous"):
+    with pytest.raises(ConfigError, match="discontinuous"):
         RunConfig.from_dict({"task": "ner", "data": {"train": "x.jsonl"}, "model": {"discontinuous": "warn"}})
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from medtune.config import RunConfig
 from medtune.document import Document, Relation
-from medtune.errors import DataFormatError
+from medtune.errors import ConfigError, DataFormatError
 from medtune.tasks.relation import RelationOptions, RelationTask, canonical_symmetric
 
 TEXT = "Warfarin with aspirin raises bleeding; aspirin also meets ibuprofen."
@@ -45,7 +45,7 @@ def test_schema_accepts_a_symmetric_fourth_element_and_keeps_triples_in_the_meta
     assert "'symmetric'" in RelationOptions.model_fields["relation_schema"].description
     plain = RelationTask.meta_from_config(_config([["Drug", "AE", "ADE"]]), [])
     assert "symmetric" not in plain  # models without symmetric labels write the meta as before
-    with pytest.raises(Exception):
+    with pytest.raises(ConfigError, match="relation_schema"):
         _config([["Drug", "Drug", "DDI", "both"]])
 
 

@@ -172,8 +172,8 @@ class Document:
             _check_span_types(span, i, where, source)
             if not (0 <= span.start < span.end <= n):
                 raise DocumentError(
-                    f"{where}: span {i} has offsets [{span.start}, {span.end}) outside "
-                    f"the text of length {n} or is empty",
+                    f"{where}: offsets [{span.start}, {span.end}) lie outside "
+                    f"the text of length {n}, or the span is empty",
                     path=source, field=f"spans[{i}]",
                     fix="offsets are 0-based character offsets with start < end <= len(text)",
                 )
@@ -181,13 +181,13 @@ class Document:
                 for a, b in span.fragments:
                     if not (span.start <= a < b <= span.end):
                         raise DocumentError(
-                            f"{where}: span {i} has a fragment [{a}, {b}) outside its extent",
+                            f"{where}: fragment [{a}, {b}) lies outside the span's extent",
                             path=source, field=f"spans[{i}].fragments",
                             fix="fragments must lie within [start, end) and be non-empty",
                         )
             elif span.text is not None and self.text[span.start:span.end] != span.text:
                 raise DocumentError(
-                    f"{where}: span {i} text does not match the document text at "
+                    f"{where}: the span text does not match the document text at "
                     f"[{span.start}, {span.end})",
                     path=source, field=f"spans[{i}].text",
                     fix="check that offsets count characters (not bytes) from the start of 'text'",
@@ -202,7 +202,7 @@ class Document:
                 ref = getattr(rel, role)
                 if ref not in known:
                     raise DocumentError(
-                        f"{where}: relation {i} refers to unknown span id {quote_id(ref)} as {role}",
+                        f"{where}: unknown span id {quote_id(ref)}",
                         path=source, field=f"relations[{i}].{role}",
                         fix="relations refer to spans by their 'id'",
                     )
@@ -259,7 +259,7 @@ def _check_span_types(span: Span, i: int, where: str, source: str | None) -> Non
             for f in span.fragments):
         bad = ("fragments", "fragments that are not [start, end] integer pairs")
     if bad is not None:
-        raise DocumentError(f"{where}: span {i} has {bad[1]}", path=source, field=f"spans[{i}].{bad[0]}",
+        raise DocumentError(f"{where}: the span has {bad[1]}", path=source, field=f"spans[{i}].{bad[0]}",
                             fix="offsets are 0-based integer character offsets; labels are strings")
 
 

@@ -59,8 +59,10 @@ def test_empty_document_at_inference_gets_no_spans(tiny_ner_model):
 
 def test_span_outside_text_is_refused():
     doc = Document(id="x", text="short", spans=[Span(2, 10, "Disease")])
-    with pytest.raises(DocumentError, match="document 'x': span 0 .* outside"):
+    with pytest.raises(DocumentError, match=r"notes.jsonl, field 'spans\[0\]': document 'x': offsets \[2, 10\) lie outside") as info:
         doc.validate(source="notes.jsonl")
+    message = str(info.value)  # the path and the span are named once each (issue 12: E110 said them twice)
+    assert message.count("notes.jsonl") == 1 and message.count("spans[0]") == 1 and "span 0" not in message
 
 
 def test_unknown_task_and_head(tmp_path):

@@ -15,9 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medtune.config import RunConfig
 from medtune.data import load_split
+from medtune.errors import ConfigError
 from medtune.fileutils import atomic_write
+from medtune.runtime import cpu_name
 from medtune.tasks.registry import task_class
+from medtune.training import train
 
 #: The quick run's slice and steps.
 QUICK_OVERRIDES: dict[str, Any] = {"data.max_train_docs": 64, "data.max_eval_docs": 32, "training.max_steps": 8,
@@ -61,7 +65,6 @@ def task_by_name(name: str) -> BenchTask:
     for task in TASKS:
         if task.name == name:
             return task
-    from medtune.errors import ConfigError
 
     raise ConfigError(f"unknown benchmark task '{name}'", fix=f"use any of: {', '.join(t.name for t in TASKS)}")
 
@@ -90,9 +93,6 @@ def corpus_label_options(cfg: Any) -> dict[str, Any]:
 def run_task(task: BenchTask, *, quick: bool, seed: int, configs: Path, models: Path,
              results: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train and evaluate one task; ``overrides`` (dotted config keys) apply to every stage."""
-    from medtune.config import RunConfig
-    from medtune.runtime import cpu_name
-    from medtune.training import train
 
     settings: dict[str, Any] = {"training.seed": seed, "training.progress_bar": False}
     if quick:

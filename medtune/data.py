@@ -5,20 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
+from medtune import datasets
+from medtune.config import DataConfig, read_yaml_mapping
+from medtune.datasets.splits import sha256_hex
 from medtune.document import Document
-from medtune.errors import DataFormatError, DatasetNotFoundError
+from medtune.errors import ConfigError, DataFormatError, DatasetNotFoundError, quote_id
+from medtune.io import known_input_suffix, read_documents
 
 SPLIT_ALIASES = {"dev": "dev", "devel": "dev", "validation": "dev", "valid": "dev", "train": "train", "test": "test"}
 
 
 def load_named(name: str, split: str) -> list[Document]:
-    from medtune import datasets
 
     return datasets.load(name, split=SPLIT_ALIASES.get(split, split))
 
 
 def read_path(path: str | Path, format: str | None = None, options: dict[str, Any] | None = None) -> Iterator[Document]:
-    from medtune.io import read_documents
 
     path = Path(path)
     if not path.exists():
@@ -56,7 +58,6 @@ def is_empty(doc: Document) -> bool:
 
 def keep_by_hash(key: str, fraction: float) -> bool:
     """A deterministic coin: True for about ``fraction`` of keys, the same keys every run."""
-    from medtune.datasets.splits import sha256_hex
 
     return int(sha256_hex(f"keep:{key}"), 16) % 1_000_000 < fraction * 1_000_000
 
@@ -70,7 +71,6 @@ def split_source(data: Any, split: str) -> str:
 
 
 def _looks_like_path(name: str) -> bool:
-    from medtune.io import known_input_suffix
 
     return known_input_suffix(name) or "/" in name or "\\" in name or name.startswith(("~", "."))
 
@@ -87,7 +87,6 @@ def resolve_documents(name_or_path: str, split: str = "test", format: str | None
         docs = list(read_path(path, format, options))
         source = str(path)
     else:
-        from medtune import datasets
 
         names = [spec.name for spec in datasets.list_datasets()]
         if name_or_path in names:
@@ -116,8 +115,6 @@ def read_data_section(path: str | Path) -> dict[str, Any]:
     Returns the keys of :class:`medtune.config.DataConfig` that are set; only their types are
     checked here (which ones a command needs is up to it).
     """
-    from medtune.config import DataConfig, read_yaml_mapping
-    from medtune.errors import ConfigError
 
     raw = read_yaml_mapping(path, "data config", _DATA_SECTION_FIX)
     section = raw.get("data")
@@ -128,7 +125,6 @@ def read_data_section(path: str | Path) -> dict[str, Any]:
     valid = list(DataConfig.model_fields)
     unknown = sorted(str(k) for k in section if k not in valid)
     if unknown:
-        from medtune.errors import quote_id
 
         raise ConfigError(f"{path}: unknown key(s) in data: {', '.join(quote_id(k) for k in unknown)}",
                           fix=f"valid keys of data: {', '.join(valid)}")

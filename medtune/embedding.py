@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from medtune.batching import length_batches
 from medtune.models.encoder import quiet_loading, resolve_base_model
-from medtune.runtime import autocast, resolve_bf16
+from medtune.runtime import autocast, resolve_bf16, tokenize
 
 __all__ = ["TextEncoder", "POOLINGS"]
 
@@ -73,11 +74,9 @@ class TextEncoder:
         """Embeddings of ``texts`` (rows L2-normalised, float32), in batches sorted by length."""
         self._load()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         with torch.inference_mode(), autocast(_CPU, self._bf16):
-            for lo in range(0, len(order), self.batch_size):
-                idx = order[lo:lo + self.batch_size]
-                enc = self._tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+            for idx in length_batches([len(t) for t in texts], self.batch_size):
+                enc = tokenize(self._tokenizer, [texts[i] for i in idx], padding=True, truncation=True,
                                       max_length=self.max_length, return_tensors="pt")
                 hidden = self._model(**enc).last_hidden_state.float()
                 if self.pooling == "cls":

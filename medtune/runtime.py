@@ -25,6 +25,8 @@ import ctypes
 import logging
 import os
 import platform
+import threading
+from typing import Any
 
 import torch
 
@@ -111,3 +113,13 @@ def cpu_name() -> str:
 
 def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+_TOKENIZER_LOCK = threading.RLock()
+
+
+def tokenize(tokenizer: Any, *args: Any, **kwargs: Any) -> Any:
+    """``tokenizer(*args, **kwargs)``, one call at a time: a fast tokenizer changes its shared
+    truncation state on calls with other settings, which fails ("Already borrowed") under threads."""
+    with _TOKENIZER_LOCK:
+        return tokenizer(*args, **kwargs)

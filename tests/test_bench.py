@@ -27,8 +27,6 @@ def test_unknown_task_names_the_valid_ones():
 
 
 def test_two_stage_task_trains_its_first_stage_with_the_same_seed_once(tmp_path, monkeypatch):
-    import medtune.training
-
     calls = []
 
     def fake_train(cfg, out, overwrite=False):
@@ -37,7 +35,7 @@ def test_two_stage_task_trains_its_first_stage_with_the_same_seed_once(tmp_path,
         (Path(out) / "config.json").write_text("{}")
         return SimpleNamespace(metrics={"test": {"f1": 0.5}, "dev": {"f1": 0.4}}, train_runtime=1.0)
 
-    monkeypatch.setattr(medtune.training, "train", fake_train)
+    monkeypatch.setattr(bench, "train", fake_train)
     task = bench.task_by_name("ncbi-disease-transfer")
     kwargs = dict(quick=False, configs=ROOT / "configs", models=tmp_path / "m", results=tmp_path / "r")
     row = bench.run_task(task, seed=7, **kwargs)

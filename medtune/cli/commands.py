@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -10,6 +11,8 @@ from typing import Any, Iterator, List, Optional
 
 import typer
 
+import medtune
+from medtune.bench import run
 from medtune.cli.app import EXTRA, CommandLineError, app, setup_logging
 from medtune.cli.options import (
     check_batch_size,
@@ -19,7 +22,21 @@ from medtune.cli.options import (
     reader_settings,
     split_reader_options,
 )
+from medtune.config import RunConfig, parse_overrides
+from medtune.data import SPLIT_ALIASES, resolve_documents
+from medtune.document import Document
 from medtune.errors import ConfigError, DataFormatError
+from medtune.evaluation.model import evaluate as run_eval
+from medtune.evaluation.pipeline import evaluate_pipeline
+from medtune.fileutils import atomic_write, read_text
+from medtune.inference.onnx import export_onnx
+from medtune.io import known_input_suffix, read_documents
+from medtune.io.jsonl import write_jsonl
+from medtune.models.card import metrics_markdown
+from medtune.pipeline import Pipeline, is_pipeline_file
+from medtune.pipeline.html import render_html
+from medtune.training import train as run_training
+from medtune.training.pretraining import document_texts, pretrain_mlm
 
 
 @app.command(context_settings=EXTRA)
@@ -32,8 +49,6 @@ def train(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Fine-tune a model. Extra options override config keys: --training.epochs 5 --model.head crf."""
-    from medtune.config import RunConfig, parse_overrides
-    from medtune.training import train as run_training
 
     setup_logging(verbose)
     check_output_dir(output)
@@ -70,10 +85,6 @@ def evaluate(
     --reader.tag_column N, --reader.delimiter ';' (or --data-config FILE). A file without documents is an
     error.
     """
-    from medtune.data import SPLIT_ALIASES
-    from medtune.evaluation.model import evaluate as run_eval
-    from medtune.models.card import metrics_markdown
-    from medtune.pipeline import is_pipeline_file
 
     setup_logging(False)
     rest, reader_options = split_reader_options(list(ctx.args), "evaluate")
@@ -91,9 +102,7 @@ def evaluate(
                               + (f", or data.name or data.{split} in {data_config}" if data_config else ""),
                               fix="e.g. --data ncbi-disease, or --data test.jsonl")
     if is_pipeline_file(model_dir):
-        import inspect
 
-        from medtune.evaluation.pipeline import evaluate_pipeline
 
         extra: dict[str, Any] = {}
         if options:
@@ -128,7 +137,6 @@ _INPUTS_RULE = (
 
 
 def _looks_like_path(item: str) -> bool:
-    from medtune.io import known_input_suffix
 
     try:
         if Path(item).exists():
@@ -162,9 +170,6 @@ def _plan_inputs(items: List[str], texts: List[str]) -> list[tuple[str, Any]]:
 
 
 def _read_input_path(path: Path, format: Optional[str], options: dict[str, Any]) -> Iterator:
-    from medtune.document import Document
-    from medtune.fileutils import read_text
-    from medtune.io import read_documents
 
     if path.is_dir() and format is None:
         notes = sorted(p for p in path.iterdir() if p.suffix.lower() == ".txt" and p.is_file()
@@ -191,7 +196,6 @@ def _read_input_path(path: Path, format: Optional[str], options: dict[str, Any])
 
 def _iter_inputs(plan: list[tuple[str, Any]], format: Optional[str] = None,
                  options: Optional[dict[str, Any]] = None) -> Iterator:
-    from medtune.document import Document
 
     n = 0
     for kind, value in plan:
@@ -220,8 +224,6 @@ def predict(
                              help="auto (bf16 where native, else fp32), fp32, bf16, onnx or onnx-int8 "
                                   "(after `medtune export`)"),
 ) -> None:
-    import medtune
-    from medtune.io.jsonl import write_jsonl
 
     setup_logging(False)
     items, reader_options = split_reader_options(list(inputs or []), "predict")
@@ -253,9 +255,6 @@ def analyze(
     html: Optional[Path] = typer.Option(None, "--html", help="also write a standalone HTML view here"),
     batch_size: int = typer.Option(16, "--batch-size"),
 ) -> None:
-    from medtune.fileutils import atomic_write
-    from medtune.io.jsonl import write_jsonl
-    from medtune.pipeline import Pipeline
 
     setup_logging(False)
     items, reader_options = split_reader_options(list(inputs or []), "analyze")
@@ -274,7 +273,6 @@ def analyze(
     else:
         write_jsonl(docs, output)
     if html is not None:
-        from medtune.pipeline.html import render_html
 
         with atomic_write(html) as handle:
             handle.write(render_html(docs, title=f"medtune: {pipe.config.name}"))
@@ -294,7 +292,6 @@ def export(
     if format != "onnx":
         raise ConfigError(f"unknown export format '{format}'", fix="use --format onnx")
     check_output_dir(output)
-    from medtune.inference.onnx import export_onnx
 
     written = export_onnx(model_dir, quantize=quantize, output=output)
     for kind, path in written.items():
@@ -317,8 +314,6 @@ def pretrain(
     max_steps: int = typer.Option(-1, "--max-steps"),
 ) -> None:
     """Domain-adaptive masked-LM pretraining of an encoder on your own text."""
-    from medtune.data import resolve_documents
-    from medtune.training.pretraining import document_texts, pretrain_mlm
 
     setup_logging(False)
     if split == "test":
@@ -339,7 +334,6 @@ def bench(
     seeds: str = typer.Option("42", "--seeds", help="comma-separated seeds, e.g. 1,2,3"),
 ) -> None:
     """Train and evaluate the shipped configs; write benchmarks/results/*.json and a markdown table."""
-    from medtune.bench import run
 
     setup_logging(False)
     names = [t.strip() for t in tasks.split(",")] if tasks else None

@@ -8,14 +8,18 @@ from typing import Optional
 
 import typer
 
+from medtune import datasets
 from medtune.cli.app import datasets_app, link_app, setup_logging
 from medtune.cli.options import check_count, check_output_dir, check_output_file
+from medtune.data import resolve_documents
+from medtune.fileutils import atomic_write
+from medtune.linking import Linker, linking_report
+from medtune.linking.config import LinkerConfig, build_linker
 
 
 @datasets_app.command("list")
 def datasets_list() -> None:
     """List the named corpora."""
-    from medtune import datasets
 
     for spec in datasets.list_datasets():
         typer.echo(f"{spec.name:22s} {spec.task:15s} {spec.description}")
@@ -24,7 +28,6 @@ def datasets_list() -> None:
 @datasets_app.command("info")
 def datasets_info(name: str = typer.Argument(...)) -> None:
     """Splits, counts, licence and citation of a named corpus."""
-    from medtune import datasets
 
     typer.echo(json.dumps(datasets.info(name), indent=2, ensure_ascii=False))
 
@@ -36,7 +39,6 @@ def link_build(
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
     """Build a linker: vocabulary, synonym dictionary learned from training mentions, dense index."""
-    from medtune.linking.config import LinkerConfig, build_linker
 
     setup_logging(False)
     check_output_dir(output)
@@ -54,9 +56,6 @@ def link_evaluate(
     errors: int = typer.Option(0, "--errors", help="list the first N wrong links"),
 ) -> None:
     """Accuracy@1 on gold mentions, with the vocabulary's ceiling."""
-    from medtune.data import resolve_documents
-    from medtune.fileutils import atomic_write
-    from medtune.linking import Linker, linking_report
 
     setup_logging(False)
     check_count(errors, "--errors")

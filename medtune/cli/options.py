@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 from medtune.cli.app import CommandLineError
+from medtune.config import parse_value
+from medtune.data import read_data_section
 from medtune.errors import ConfigError
 
 
@@ -61,7 +63,6 @@ _READER_HELP = ("reader options of the file's format, like a training config's d
 def reader_value(key: str, value: str) -> Any:
     """A ``--reader.KEY`` value: separators stay strings (``\\t`` and ``tab`` mean a tab), a column is an
     index when it is an integer and a header name otherwise, anything else is parsed as YAML."""
-    from medtune.config import parse_value
 
     if key in _RAW_STRING_OPTIONS:
         return {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(value, value)
@@ -107,7 +108,6 @@ def reader_settings(data_config: Optional[Path], format: Optional[str],
     """(data section, format, options): the command line wins over ``--data-config``'s ``data:`` section."""
     section: dict[str, Any] = {}
     if data_config is not None:
-        from medtune.data import read_data_section
 
         section = read_data_section(data_config)
     fmt = format if format is not None else section.get("format")

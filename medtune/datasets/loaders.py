@@ -20,6 +20,8 @@ from medtune.datasets.splits import assign_split, bucket, sha256_order
 from medtune.document import Document, Relation
 from medtune.errors import DataFormatError
 from medtune.fileutils import iter_lines, read_text
+from medtune.io.conll import read_conll
+from medtune.io.pubtator import read_pubtator
 
 Result = tuple[list[Document], dict[str, Any], dict[str, Any]]
 
@@ -55,7 +57,6 @@ def _span_signature(doc: Document) -> tuple:
 
 
 def load_ncbi(spec: DatasetSpec, root: Path, split: str) -> Result:
-    from medtune.io.pubtator import read_pubtator
 
     path = _split_file(spec, root, split)
     docs: list[Document] = []
@@ -77,7 +78,6 @@ def load_ncbi(spec: DatasetSpec, root: Path, split: str) -> Result:
 
 
 def load_bc5cdr(spec: DatasetSpec, root: Path, split: str, only: str | None = None) -> Result:
-    from medtune.io.pubtator import read_pubtator
 
     path = _split_file(spec, root, split)
     docs = list(read_pubtator(path))
@@ -90,7 +90,6 @@ def load_bc5cdr(spec: DatasetSpec, root: Path, split: str, only: str | None = No
 
 
 def load_bc2gm(spec: DatasetSpec, root: Path, split: str) -> Result:
-    from medtune.io.conll import read_conll
 
     path = _split_file(spec, root, split)
     docs = list(read_conll(path, doc_id_prefix=f"bc2gm-{split}"))

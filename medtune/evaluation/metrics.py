@@ -11,8 +11,10 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from medtune.document import Document
+from medtune.errors import ConfigError, DataFormatError
 
 
 def _prf(tp: float, fp: float, fn: float) -> dict[str, float]:
@@ -114,13 +116,11 @@ def classification_metrics(
     positive_label: str | None = None,
 ) -> dict[str, Any]:
     """Accuracy, micro/macro F1 and a per-label report; ``f1`` is micro F1 (or the positive label's F1)."""
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
     pairs = _pair_docs(gold, pred)
     index = {lab: i for i, lab in enumerate(labels)}
     unknown = sorted({lab for g, _ in pairs for lab in g.labels if lab not in index})
     if unknown:
-        from medtune.errors import DataFormatError
 
         raise DataFormatError(
             f"the evaluation data has labels the model does not know: {', '.join(unknown)} "
@@ -157,7 +157,6 @@ def classification_metrics(
         result["ignored_labels"] = list(ignore_labels)
     if positive_label is not None:
         if positive_label not in index:
-            from medtune.errors import ConfigError
 
             raise ConfigError(f"eval.positive_label '{positive_label}' is not a model label "
                               f"({', '.join(labels)})")

@@ -6,6 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+import medtune
+from medtune.data import resolve_documents
 from medtune.fileutils import atomic_write
 
 
@@ -18,8 +22,6 @@ def evaluate(model_dir: str | Path, data: str, *, split: str = "test", format: s
     ``reader_options`` go to the file's reader (``text_column``, ``tag_column``, ``delimiter``, ...).
     No documents at all is an error (``no documents in FILE``), not a score of 0.
     """
-    import medtune
-    from medtune.data import resolve_documents
 
     nlp = medtune.load(model_dir, mode=mode, batch_size=batch_size)
     gold, source = resolve_documents(data, split, format, reader_options)
@@ -53,7 +55,6 @@ def _saved_eval_options(model_dir: Path) -> dict[str, Any]:
     path = model_dir / "medtune_config.yaml"
     if not path.exists():
         return {}
-    import yaml
 
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}

@@ -19,13 +19,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medtune import datasets
+from medtune.assertion.metrics import assertion_report
+from medtune.data import resolve_documents
 from medtune.document import Document
 from medtune.errors import ConfigError
+from medtune.evaluation.metrics import id_relation_metrics, relation_errors, relation_metrics, span_metrics
 from medtune.fileutils import atomic_write
+from medtune.linking.evaluate import linking_report
+from medtune.pipeline import Pipeline
 
 
 def _task_of(data: str, docs: list[Document]) -> str:
-    from medtune import datasets
 
     try:
         return datasets.get_spec(data).task
@@ -44,8 +49,6 @@ def _bare(doc: Document) -> Document:
 
 def evaluate_pipeline(pipeline_path: str | Path, data: str, *, split: str = "test", format: str | None = None,
                       output: str | Path | None = None, batch_size: int = 32, errors: int = 0) -> dict[str, Any]:
-    from medtune.data import resolve_documents
-    from medtune.pipeline import Pipeline
 
     pipe = Pipeline.from_yaml(pipeline_path)
     gold, source = resolve_documents(data, split, format)
@@ -78,7 +81,6 @@ def _need(pipe: Any, kind: str, label: str | None = None) -> Any:
 
 
 def _relation(pipe: Any, gold: list[Document], batch_size: int, errors: int) -> dict[str, Any]:
-    from medtune.evaluation.metrics import id_relation_metrics, relation_errors, relation_metrics, span_metrics
 
     _need(pipe, "ner")
     _need(pipe, "relation")
@@ -109,7 +111,6 @@ def _only(doc: Document, labels: list[str]) -> Document:
 
 
 def _ner(pipe: Any, gold: list[Document], batch_size: int) -> dict[str, Any]:
-    from medtune.evaluation.metrics import span_metrics
 
     _need(pipe, "ner")
     pred = list(pipe.pipe([_bare(d) for d in gold], batch_size=batch_size,
@@ -119,7 +120,6 @@ def _ner(pipe: Any, gold: list[Document], batch_size: int) -> dict[str, Any]:
 
 
 def _linking(pipe: Any, gold: list[Document]) -> dict[str, Any]:
-    from medtune.linking.evaluate import linking_report
 
     labels = sorted({s.label for d in gold for s in d.spans})
     per_label = {}
@@ -143,7 +143,6 @@ def _only_with_ids(doc: Document, label: str) -> Document:
 
 
 def _assertion(pipe: Any, gold: list[Document], batch_size: int) -> dict[str, Any]:
-    from medtune.assertion.metrics import assertion_report
 
     comp = _need(pipe, "assertion")
     docs = [d.copy() for d in gold]

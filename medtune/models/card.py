@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+import medtune
+
 LIMITS = (
     "This model assists, it does not replace clinical judgement. It was fine-tuned on the data named "
     "above and inherits its biases and its domain (e.g. biomedical abstracts are not clinical notes); "
@@ -54,7 +56,6 @@ def metrics_markdown(result: dict[str, Any]) -> str:
 
 
 def model_card(config: Any, meta: dict[str, Any], metrics: dict[str, Any]) -> str:
-    import medtune
 
     data, licence, citation = _data_provenance(config)
     train = metrics.get("train", {})

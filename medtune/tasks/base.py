@@ -12,7 +12,6 @@ diagnostics (e.g. candidates too long for ``max_length``). Tokenizer calls go th
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from collections import Counter
 from typing import Any, Callable, ClassVar, Iterable, Iterator
@@ -23,16 +22,8 @@ from torch import nn
 from medtune.batching import buffered
 from medtune.document import Document
 from medtune.errors import ModelError
+from medtune.runtime import tokenize  # noqa: F401  (re-exported: tasks call the tokenizer through it)
 from medtune.tasks.options import TaskOptions
-
-_TOKENIZER_LOCK = threading.RLock()
-
-
-def tokenize(tokenizer: Any, *args: Any, **kwargs: Any) -> Any:
-    """``tokenizer(*args, **kwargs)``, one call at a time: a fast tokenizer changes its shared
-    truncation state on calls with other settings, which fails ("Already borrowed") under threads."""
-    with _TOKENIZER_LOCK:
-        return tokenizer(*args, **kwargs)
 
 
 def pad(sequences: list[list[int]], value: int) -> torch.Tensor:

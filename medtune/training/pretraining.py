@@ -16,10 +16,20 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import torch
+from transformers import (
+    AutoModelForMaskedLM,
+    AutoTokenizer,
+    DataCollatorForLanguageModeling,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
 
 from medtune.document import Document
 from medtune.errors import ConfigError
 from medtune.fileutils import atomic_dir
+from medtune.models.encoder import quiet_loading, resolve_base_model
+from medtune.runtime import cpu_name, resolve_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +77,6 @@ def document_texts(docs: Iterable[Document]) -> Iterable[str]:
 
 
 def _masked_only_trainer():
-    from transformers import Trainer
 
     class MaskedOnlyTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -93,11 +102,7 @@ def pretrain_mlm(
     progress_bar: bool = True,
 ) -> dict[str, Any]:
     """Continue masked-LM pretraining of ``base_model`` on ``texts``; write a HF model directory."""
-    from transformers import (AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling,
-                              TrainingArguments, set_seed)
 
-    from medtune.models.encoder import quiet_loading, resolve_base_model
-    from medtune.runtime import cpu_name, resolve_bf16
 
     base = resolve_base_model(base_model)
     tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=False)

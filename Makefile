@@ -22,10 +22,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) -e '.[default-model]'
 	touch $@
 
+# dev also installs Debian's chromium and chromium-driver (the browser test of `medtune serve`) when missing.
 dev: $(VENV)/.dev-installed
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
 $(VENV)/.dev-installed: $(VENV)/.installed
-	$(PIP) -e '.[default-model,dev,onnx]'
+	$(PIP) -e '.[default-model,dev,onnx,serve]'
 	touch $@
 
 # Main job: fine-tune the default model on NCBI-disease, evaluate on the official test split,

@@ -11,6 +11,7 @@ See :mod:`medtune.assertion.rules` for the algorithm and the lexicon format,
 
 from __future__ import annotations
 
+from medtune.assertion.metrics import assertion_report
 from medtune.assertion.rules import (
     ATTRIBUTES,
     CATEGORIES,
@@ -21,20 +22,12 @@ from medtune.assertion.rules import (
     shipped_lexicon_path,
     split_sentences,
 )
+from medtune.datasets.assertion import (  # the corpus loaders live with the datasets
+    load_bionlplab,
+    load_negex_test,
+)
 
 __all__ = [
     "ATTRIBUTES", "CATEGORIES", "DIRECTIONS", "ContextEngine", "ContextRule", "load_lexicon",
     "shipped_lexicon_path", "split_sentences", "assertion_report", "load_negex_test", "load_bionlplab",
 ]
-
-
-def __getattr__(name: str):
-    if name == "assertion_report":
-        from medtune.assertion.metrics import assertion_report
-
-        return assertion_report
-    if name in ("load_negex_test", "load_bionlplab"):
-        from medtune.datasets import assertion as data
-
-        return getattr(data, name)
-    raise AttributeError(f"module 'medtune.assertion' has no attribute {name!r}")

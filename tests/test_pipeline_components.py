@@ -77,3 +77,16 @@ def test_components_return_the_documents_they_enrich():
     docs = [Document(id="a", text="A cough.")]
     out = comp.process(docs)
     assert out is docs and out[0].spans[0].text == "cough"
+
+
+def test_assertion_lexicons_are_found_relative_to_the_pipeline_file(tmp_path, monkeypatch):
+    """Like model paths, a lexicon path in a pipeline file is relative to that file, not to the cwd."""
+    folder = tmp_path / "pipelines"
+    folder.mkdir()
+    (folder / "extra.yaml").write_text("version: 1\nrules:\n  - category: NEGATED_EXISTENCE\n"
+                                       "    direction: forward\n    phrase: [zeroed]\n", encoding="utf-8")
+    (folder / "p.yaml").write_text("name: toy\ncomponents:\n  - kind: keyword\n    word: fever\n"
+                                   "  - kind: assertion\n    lexicon: [extra.yaml]\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # not the pipeline's folder
+    doc = Pipeline.from_yaml("pipelines/p.yaml")("Zeroed fever.")
+    assert doc.spans[0].attributes["negated"] is True

@@ -245,3 +245,22 @@ def test_known_input_suffix() -> None:
     for name in ("a.json", "x", "the patient has fever.", "x.docx", "x.jsonl.gz", "."):
         assert not known_input_suffix(name), name
     assert json.dumps(known_input_suffix(Path("a.csv"))) == "true"
+
+
+def test_pubtator_mention_with_a_letter_in_its_start_offset_is_not_a_relation(tmp_path):
+    """``x5`` where the start offset belongs is a broken mention line (its end offset and mention text
+    follow), not a relation labelled ``x5`` whose 'ids' would be an offset and note text."""
+    from medtune.errors import DataFormatError
+    from medtune.io.pubtator import read_pubtator
+
+    path = tmp_path / "bad.pubtator"
+    path.write_text("1|t|Fever and ZZPATIENT rash.\n1|a|None.\n1\tx0\t5\tFever\tDisease\tD005334\n\n",
+                    encoding="utf-8")
+    with pytest.raises(DataFormatError) as info:
+        list(read_pubtator(path))
+    assert info.value.code == "E105" and "ZZPATIENT" not in str(info.value) and "Fever" not in str(info.value)
+    ok = tmp_path / "rel.pubtator"  # a real relation line still reads as one
+    ok.write_text("1|t|Fever and rash.\n1|a|None.\n1\t0\t5\tFever\tDisease\tD005334\n"
+                  "1\tCID\tD1\tD005334\n\n", encoding="utf-8")
+    doc = next(read_pubtator(ok))
+    assert doc.metadata["id_relations"] == [{"label": "CID", "head_id": "MESH:D1", "tail_id": "MESH:D005334"}]

@@ -18,7 +18,7 @@ Conventions
   span carries each id, also as a ``Relation`` between the first such spans (ids ``R1``, ...).
 * A line is a mention line unless its second column starts with a letter or ``_`` (a relation
   label): ``1.5``, ``-3``, ``+7``, ``1_0`` or an empty column there is a broken offset (error E105),
-  never a relation. Offsets are plain ASCII digits.
+  never a relation; so is ``x5`` when the next two columns are an end offset and the text ending there. Offsets are plain ASCII digits.
 * The PMID of a ``PMID|t|`` / ``PMID|a|`` line must not contain whitespace: such a line is a text
   line that happens to contain ``|t|``, and is an error (its content is not shown).
 * Lines may end in LF, CRLF or a lone CR.
@@ -139,11 +139,22 @@ def _annotation_line(pending: _Pending | None, line: str, path: Path, number: in
         raise DataFormatError(f"the PMID column differs from the PMID of the document's title line "
                               f"(line {pending.line})", path=path, line=number, field="PMID",
                               fix="separate documents by a blank line and check the PMIDs")
-    if not _LABEL_START_RE.match(fields[1].strip()):
+    if not _LABEL_START_RE.match(fields[1].strip()) or _mention_with_bad_start(pending, fields):
         pending.mentions.append((number, fields))
     else:
         pending.relations.append((number, fields))
     return pending
+
+
+def _mention_with_bad_start(pending: _Pending, fields: list[str]) -> bool:
+    """A line whose second column starts with a letter but whose third and fourth columns are an end
+    offset and the text that ends there is a mention line with a broken start offset (``x5``), not a
+    relation (whose third and fourth columns are ids)."""
+    end = parse_offset(fields[2])
+    if len(fields) < 5 or end is None or not fields[3]:
+        return False
+    text = pending.title if pending.abstract is None else f"{pending.title} {pending.abstract}"
+    return 0 < end <= len(text) and text[end - len(fields[3]):end] == fields[3]
 
 
 def _finish(pending: _Pending, path: Path, dedupe: DuplicateIds) -> Iterator[Document]:

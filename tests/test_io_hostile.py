@@ -264,3 +264,15 @@ def test_pubtator_mention_with_a_letter_in_its_start_offset_is_not_a_relation(tm
                   "1\tCID\tD1\tD005334\n\n", encoding="utf-8")
     doc = next(read_pubtator(ok))
     assert doc.metadata["id_relations"] == [{"label": "CID", "head_id": "MESH:D1", "tail_id": "MESH:D005334"}]
+
+
+def test_table_rows_must_have_the_header_width(tmp_path):
+    """An unquoted comma in a note shifts every later column: refused, not read as other columns."""
+    from medtune.errors import DataFormatError
+    from medtune.io.tabular import read_table
+
+    path = tmp_path / "notes.csv"
+    path.write_text("text,label\nfever today,pos\nZZPATIENT, SMITH has a cough,neg\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"notes.csv:3: the row has 3 column\(s\), but the header has 2") as info:
+        list(read_table(path, text_column="text", label_column="label"))
+    assert "ZZPATIENT" not in str(info.value)

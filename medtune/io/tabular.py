@@ -115,10 +115,18 @@ def read_table(path: str | Path, *, text_column: Column, text_pair_column: Colum
     index = {name: columns.index(col, name) for name, col in wanted.items() if col is not None}
     row_number = 0
     last_line = reader.line_num
+    width = len(header) if header is not None else None
     for row in _rows(reader, path):
         first_line, last_line = last_line + 1, reader.line_num
         if not row:
             continue
+        if width is None:
+            width = len(row)
+        elif len(row) != width:  # an unquoted delimiter inside a cell shifts every column after it
+            raise DataFormatError(
+                f"the row has {len(row)} column(s), but the {'header' if header is not None else 'first row'} "
+                f"has {width}", path=path, line=first_line,
+                fix="quote cells that contain the delimiter (or a line break), or check the delimiter")
         yield _document(row, index, path, first_line, row_number, label_separator)
         row_number += 1
 

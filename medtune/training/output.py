@@ -4,6 +4,11 @@ atomically at the end.
 A finished model directory holds ``config.json`` and no ``checkpoints/``; an interrupted run leaves
 ``checkpoints/checkpoint-N`` (one per epoch) and no ``config.json`` (or the previous model's, under
 ``--overwrite``). Every check here runs before anything is written.
+
+Under a distributed launcher (``torchrun``, ``accelerate launch``: DDP through the HF Trainer) every
+process runs the same stages, but only the main process (global rank 0, :func:`is_main_process`) writes
+or removes anything here: the model directory and its card, the stale checkpoints a run replaces, the
+empty folders of a failed run. The Trainer itself saves checkpoints from rank 0 only.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
+import torch.distributed as dist
 from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers.trainer_utils import get_last_checkpoint
@@ -32,6 +38,21 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 TRAINER_STATE = "trainer_state.json"
+
+
+def is_main_process() -> bool:
+    """True in the one process that writes the output directory: global rank 0 of a distributed run
+    (``torch.distributed``, else the launcher's ``RANK``), or the only process."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    rank = os.environ.get("RANK", "0").strip()
+    return not rank.isdigit() or int(rank) == 0
+
+
+def wait_for_all_processes() -> None:
+    """A barrier between the processes of a distributed run; nothing in a single process."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
 
 
 def checkpoint_to_resume(out: Path, *, resume: bool, overwrite: bool) -> str | None:
@@ -91,20 +112,24 @@ def _checkpoint_problem(checkpoint: Path) -> str | None:
 
 
 def remove_stale_checkpoints(out: Path) -> None:
-    """Checkpoints of an earlier interrupted run, which a run that does not resume must not mix with its own."""
-    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    """Checkpoints of an earlier interrupted run, which a run that does not resume must not mix with its own
+    (removed by the main process only)."""
+    if is_main_process():
+        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def tidied_on_failure(out: Path) -> Iterator[None]:
     """When the block fails, remove ``checkpoints/`` if no checkpoint was written into it, and ``out``
-    (with the parents this run made) if it is left empty (a checkpoint that was written stays, for --resume)."""
+    (with the parents this run made) if it is left empty (a checkpoint that was written stays, for --resume).
+    Only the main process tidies."""
     made = [path for path in (out, *out.parents) if not path.exists()]  # deepest first
     try:
         yield
     except BaseException:
-        for path in (out / CHECKPOINT_DIR, *made):
-            _remove_if_empty(path)
+        if is_main_process():
+            for path in (out / CHECKPOINT_DIR, *made):
+                _remove_if_empty(path)
         raise
 
 
@@ -116,7 +141,9 @@ def _remove_if_empty(path: Path) -> None:
 def write_model_dir(out: Path, model: nn.Module, tokenizer: Any, task: Task, config: RunConfig,
                     metrics: dict[str, Any]) -> None:
     """Write the model files into a temporary folder, then move them in with config.json last, and
-    remove the checkpoints."""
+    remove the checkpoints. In a distributed run only the main process writes (the others return)."""
+    if not is_main_process():
+        return
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / ".incoming"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -25,6 +25,11 @@ A subclass of ``TrainingRun`` overrides one ``make_*`` method, and runs with ``M
 ``fit_steps(n_steps, initial_state=weights)`` trains ``n_steps`` optimiser steps from the given weights
 and returns the new ones, writing no model directory (one round of federated learning). Experiment
 trackers are ``training.report_to`` (tensorboard, mlflow, wandb, ...), passed to the TrainingArguments.
+
+Several processes (DDP): under ``torchrun`` or ``accelerate launch`` every process runs these stages and
+the Trainer averages the gradients (``training.batch_size`` is per process); only the main process writes
+the model directory, its card and removes checkpoints (``training/output.py``), after all processes are
+done with them.
 """
 
 from __future__ import annotations
@@ -52,8 +57,9 @@ from medtune.runtime import allocator_tuned, cpu_name, default_threads, resolve_
 from medtune.tasks import Task, task_class
 from medtune.training.checks import check_max_length, check_scheduler, training_arguments
 from medtune.training.negatives import with_model_negatives
-from medtune.training.output import (CHECKPOINT_DIR, checkpoint_to_resume, remove_stale_checkpoints,
-                                     tidied_on_failure, write_model_dir)
+from medtune.training.output import (CHECKPOINT_DIR, checkpoint_to_resume, is_main_process,
+                                     remove_stale_checkpoints, tidied_on_failure, wait_for_all_processes,
+                                     write_model_dir)
 from medtune.training.trainer import FeatureDataset, MedtuneTrainer
 
 SPLITS = ("train", "dev", "test")
@@ -184,8 +190,16 @@ class TrainingRun:
         return Fitted(trainer, output, runtime)
 
     def finish(self, prepared: Prepared, fitted: Fitted, out: Path) -> TrainResult:
-        """Fit post-hoc parameters on dev, measure dev and test, write the model directory."""
+        """Fit post-hoc parameters on dev, measure dev and test, write the model directory.
+
+        In a distributed run (torchrun, accelerate launch) the processes first wait for each other (all
+        are done with the checkpoints, which writing the model directory removes); then only the main
+        process measures and writes, and the others return a result without metrics."""
         model, task, tc = fitted.trainer.model, prepared.task, self.config.training
+        wait_for_all_processes()
+        if not is_main_process():
+            return TrainResult(out, {}, float(fitted.output.metrics.get("train_samples_per_second") or 0.0),
+                               fitted.runtime_s)
         if prepared.docs["dev"]:
             task.after_training(model, prepared.docs["dev"], batch_size=tc.eval_batch_size, device=prepared.device,
                                 bf16=prepared.bf16)

@@ -213,8 +213,8 @@ def test_resume_after_sigkill_writes_every_document_exactly_once(tmp_path, predi
 
     with pytest.raises(MedtuneError) as err:  # a second run without --resume would mix two runs
         batch(tmp_path / "notes.jsonl", out, shard_size=3, batch_size=1)
-    assert "[E600]" in str(err.value) and "--resume" in str(err.value)
-    with pytest.raises(MedtuneError, match=r"\[E600\].*shard_size"):
+    assert "[E700]" in str(err.value) and "--resume" in str(err.value)
+    with pytest.raises(MedtuneError, match=r"\[E700\].*shard_size"):
         batch(tmp_path / "notes.jsonl", out, shard_size=4, resume=True)
 
     result = batch(tmp_path / "notes.jsonl", out, shard_size=3, batch_size=1, resume=True)
@@ -266,7 +266,7 @@ def test_errors_are_coded_and_quote_no_note_text(tmp_path):
         run_batch(GOLDEN / "pipeline-note.yaml", good, tmp_path / "out-mode", mode="fp32")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "mine.txt").write_text("x")
-    with pytest.raises(MedtuneError, match=r"\[E600\].*not empty"):
+    with pytest.raises(MedtuneError, match=r"\[E700\].*not empty"):
         batch(good, tmp_path / "busy")
 
 

@@ -41,7 +41,7 @@ class BatchError(MedtuneError):
     """A batch output folder cannot be used as asked (another run's outputs, a changed input), or a shard
     failed on a worker."""
 
-    code = "E600"
+    code = "E700"
 
 
 class ShardFailed(MedtuneError):

@@ -182,6 +182,38 @@ def test_a_long_document_is_batched_alone_and_the_oldest_goes_first():
     assert calls == [["long"], ["s0", "s1", "s2", "s3"], ["s4", "s5"]]
 
 
+def test_long_documents_have_their_own_lane():
+    settings = ServeSettings(long_chars=200, max_chars=5000, mode="fp32")
+    app = create_app(parse_targets([str(GOLDEN / "ner-linear")]), settings, background_load=False)
+    release, started = threading.Event(), threading.Event()
+    with TestClient(app) as client:
+        service = app.state.service
+        long_lane = service.long_batchers["ner-linear"]
+        real = long_lane.runner
+
+        def held(docs):
+            started.set()
+            release.wait(30)
+            return real(docs)
+
+        long_lane.runner = held
+        long_text = ("No fever but has cough. " * 20).strip()
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(client.post, "/v1/analyze", json={"text": long_text})
+            try:
+                assert started.wait(30)  # the long note is computing (held) ...
+                short = client.post("/v1/analyze", json={"documents": ["No fever.", "Cough."]})
+                assert short.status_code == 200 and not pending.done()  # ... and short notes still get through
+            finally:
+                release.set()
+            assert pending.result(30).status_code == 200
+        mixed = client.post("/v1/analyze", json={"documents": ["No fever.", long_text, "Cough."]})
+        expected = [d.to_dict() for d in medtune.load(GOLDEN / "ner-linear", mode="fp32").pipe(
+            ["No fever.", long_text, "Cough."])]
+        assert same(mixed.json()["documents"], expected)
+        assert long_lane.stats.documents == 2 and service.batchers["ner-linear"].stats.documents == 4
+
+
 def test_a_failing_document_fails_only_its_own_future():
     def runner(docs):
         if any(d.text == "bad" for d in docs):

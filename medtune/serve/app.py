@@ -17,10 +17,12 @@ import os
 import threading
 import time
 import traceback
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import torch
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
@@ -30,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from medtune import __version__
 from medtune.document import Document
 from medtune.errors import MedtuneError
-from medtune.serve.batcher import MicroBatcher
+from medtune.serve.batcher import MicroBatcher, document_size
 from medtune.serve.errors import ServiceError, error_body
 from medtune.serve.page import STATIC, docs_html, static_file
 from medtune.serve.schema import AnalyzeRequest, AnalyzeResponse, ErrorResponse, parse_analyze
@@ -56,21 +58,48 @@ class Service:
     def __init__(self, targets: list[Target], settings: ServeSettings, token: str | None) -> None:
         self.targets = {t.name: t for t in targets}
         self.settings, self.token = settings, token
-        self.batchers = {t.name: MicroBatcher(t.run, max_batch=settings.batch_size,
-                                              max_wait_s=settings.max_wait_ms / 1000,
-                                              max_batch_chars=settings.max_batch_chars,
-                                              max_queue=settings.max_queue, name=t.name) for t in targets}
+        self.batchers = {t.name: self._batcher(t, t.name) for t in targets}
+        # documents of --long-chars or more run on a lane of their own: while one computes, the short
+        # ones keep flowing on theirs instead of waiting for it
+        self.long_batchers = {t.name: self._batcher(t, f"{t.name}-long") for t in targets} if settings.long_chars else {}
         self.ready = threading.Event()
         self.failure: MedtuneError | None = None
 
-    def load(self) -> None:
-        """Load and warm up every target, then start its batcher; a failure is kept for /ready."""
+    def _batcher(self, target: Target, name: str) -> MicroBatcher:
+        s = self.settings
+        return MicroBatcher(target.run, max_batch=s.batch_size, max_wait_s=s.max_wait_ms / 1000,
+                            max_batch_chars=s.max_batch_chars, max_queue=s.max_queue, name=name)
+
+    def submit(self, name: str, docs: list[Document]) -> list[Future]:
+        """Queue documents on the target's lanes; futures in the order of ``docs``."""
+        short, long = self.batchers[name], self.long_batchers.get(name)
+        if long is None:
+            return short.submit(docs)
+        lanes = [long if document_size(d) >= self.settings.long_chars else short for d in docs]
+        futures: dict[int, Future] = {}
         try:
+            for lane in (short, long):
+                picked = [k for k, chosen in enumerate(lanes) if chosen is lane]
+                if picked:
+                    futures.update(zip(picked, lane.submit([docs[k] for k in picked])))
+        except ServiceError:  # one lane is full: the other lane's part of the request is withdrawn
+            for future in futures.values():
+                future.cancel()
+            raise
+        return [futures[k] for k in range(len(docs))]
+
+    def load(self) -> None:
+        """Load and warm up every target, then start its batchers; a failure is kept for /ready."""
+        try:
+            if self.settings.threads:
+                torch.set_num_threads(self.settings.threads)
             for name, target in self.targets.items():
                 started = time.monotonic()
                 target.load()
                 self.batchers[name].run_now([_warm_up_doc()])
                 self.batchers[name].start()
+                if name in self.long_batchers:
+                    self.long_batchers[name].start()
                 logger.info("loaded '%s' (%s) in %.1f s", name, target.spec.kind, time.monotonic() - started)
             self.ready.set()
             logger.info("ready: %s", ", ".join(self.targets))
@@ -83,7 +112,7 @@ class Service:
             logger.error("loading failed: %s", self.failure)
 
     def stop(self) -> None:
-        for batcher in self.batchers.values():
+        for batcher in [*self.batchers.values(), *self.long_batchers.values()]:
             batcher.stop()
 
     def check_ready(self) -> None:
@@ -275,7 +304,7 @@ def create_app(targets: list[Target | TargetSpec], settings: ServeSettings | Non
         service.check_ready()
         request.scope["medtune.log"] = {"model": target.name, "documents": len(docs),
                                         "characters": sum(len(d.text) for d in docs)}
-        futures = service.batchers[target.name].submit(docs)
+        futures = service.submit(target.name, docs)
         waiting = [asyncio.wrap_future(f) for f in futures]
         try:
             results = await asyncio.wait_for(asyncio.gather(*waiting), settings.timeout_s)

@@ -8,8 +8,9 @@ waiting document and waits at most ``max_wait_s`` for more, until ``max_batch`` 
 the next ones in arrival order that still fit the character budget. So
 
 * a lone request waits a few milliseconds at most before it runs;
-* a long document is batched alone (it fills the budget) and the documents after it wait only for its
-  own compute, never for a pile of documents padded to its length;
+* a long document is batched alone (it fills the budget), never with a pile of documents padded to
+  its length; the service also gives documents of ``--long-chars`` or more a batcher of their own
+  (a second lane on the same model), so that short ones keep flowing while a long one computes;
 * nobody starves: the oldest document is always in the next batch.
 
 A document whose caller gave up (a timeout) before its batch started is dropped. A batch that fails

@@ -32,9 +32,11 @@ class ServeSettings:
     max_wait_ms: float = 5.0
     max_batch_chars: int = 32_000
     max_queue: int = 1024
+    long_chars: int = 10_000
     timeout_s: float = 60.0
     mode: str = "auto"
     model_batch_size: int = 32
+    threads: int | None = None
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
 
     def check(self) -> "ServeSettings":
@@ -46,6 +48,12 @@ class ServeSettings:
             if not value > 0:
                 raise ServiceError("E630", f"{option} must be positive, not {value}",
                                    fix=f"give {option} a value of 1 or more")
+        if self.long_chars < 0:
+            raise ServiceError("E630", f"--long-chars must be 0 (one lane) or positive, not {self.long_chars}",
+                               fix="e.g. --long-chars 10000: longer documents run on their own lane")
+        if self.threads is not None and self.threads < 1:
+            raise ServiceError("E630", f"--threads must be 1 or more, not {self.threads}",
+                               fix="leave it out to use every core")
         if not 0 <= self.max_wait_ms <= 1000:
             raise ServiceError("E630", f"--max-wait-ms must lie in [0, 1000], not {self.max_wait_ms}",
                                fix="a few milliseconds (the default is 5) fill a batch without delaying a lone request")

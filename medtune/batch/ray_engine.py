@@ -118,6 +118,8 @@ def run_ray(shards: list[Shard], out: Path, *, model: str, batch_size: int | Non
     ray = import_ray()
     if not shards:
         return 0
+    if not logger.isEnabledFor(logging.INFO):  # Ray Data logs each execution at INFO (names, no text)
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     with connected(ray, address):
         context = ray.data.DataContext.get_current()
         saved = context.enable_progress_bars

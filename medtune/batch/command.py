@@ -33,6 +33,8 @@ def batch_command(
     workers: Optional[int] = typer.Option(None, "--workers", help="Ray actors (default: one per cluster CPU "
                                                                    "over --cpus-per-worker)"),
     cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="CPUs (and torch threads) per Ray actor"),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs per Ray actor (0: the actors "
+                                                                          "run on CPUs)"),
     text_column: Optional[str] = typer.Option(None, "--text-column",
                                               help="text field of Parquet rows or flat JSONL records (default text)"),
     id_column: Optional[str] = typer.Option(None, "--id-column",
@@ -52,8 +54,9 @@ def batch_command(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     result = run_batch(model, input, output, engine=engine, ray_address=ray_address, workers=workers,
-                       cpus_per_worker=cpus_per_worker, text_column=text_column, id_column=id_column,
-                       shard_size=shard_size, batch_size=batch_size, mode=mode, resume=resume, progress=progress)
+                       cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, text_column=text_column,
+                       id_column=id_column, shard_size=shard_size, batch_size=batch_size, mode=mode, resume=resume,
+                       progress=progress)
     skipped = f" ({result.shards_skipped} already written)" if result.shards_skipped else ""
     typer.echo(f"{result.documents_written} documents written to {result.output_dir} in "
                f"{result.shards - result.shards_skipped} shards{skipped}, {result.seconds:.1f} s "

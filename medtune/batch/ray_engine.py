@@ -111,10 +111,11 @@ def connected(ray: Any, address: str | None) -> Iterator[None]:
 
 
 def run_ray(shards: list[Shard], out: Path, *, model: str, batch_size: int | None, mode: str | None, bar: tqdm,
-            address: str | None = None, workers: int | None = None, cpus_per_worker: float = 1.0) -> int:
-    """Annotate ``shards`` on a Ray cluster with ``workers`` actors of ``cpus_per_worker`` CPUs each
-    (default: as many actors as the cluster's CPUs allow, at most one per shard); returns the documents
-    written."""
+            address: str | None = None, workers: int | None = None, cpus_per_worker: float = 1.0,
+            gpus_per_worker: float = 0.0) -> int:
+    """Annotate ``shards`` on a Ray cluster with ``workers`` actors of ``cpus_per_worker`` CPUs (and
+    ``gpus_per_worker`` GPUs: Ray hides the GPUs from an actor that asks for none) each (default: as many
+    actors as the cluster's CPUs, or GPUs, allow, at most one per shard); returns the documents written."""
     ray = import_ray()
     if not shards:
         return 0
@@ -126,8 +127,10 @@ def run_ray(shards: list[Shard], out: Path, *, model: str, batch_size: int | Non
         context.enable_progress_bars = False  # the driver's own bar counts documents
         try:
             if workers is None:
-                cpus = float(ray.cluster_resources().get("CPU", 1.0))
-                workers = int(cpus // cpus_per_worker) or 1
+                resources = ray.cluster_resources()
+                workers = int(float(resources.get("CPU", 1.0)) // cpus_per_worker) or 1
+                if gpus_per_worker:
+                    workers = min(workers, int(float(resources.get("GPU", 0.0)) // gpus_per_worker) or 1)
             workers = max(1, min(workers, len(shards)))
             settings = {"model": str(Path(model).resolve()), "out_dir": str(out.resolve()),
                         "batch_size": batch_size, "mode": mode, "num_threads": max(1, int(cpus_per_worker))}
@@ -135,7 +138,8 @@ def run_ray(shards: list[Shard], out: Path, *, model: str, batch_size: int | Non
             items = [{"shard": shard.to_json()} for shard in shards]
             dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
                 RayShardWorker, fn_constructor_kwargs={"settings": settings}, batch_size=1, batch_format="numpy",
-                compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker)
+                compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker,
+                num_gpus=gpus_per_worker or None)
             total = 0
             for row in dataset.iter_rows():
                 if row["code"]:

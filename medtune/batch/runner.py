@@ -43,7 +43,7 @@ class BatchResult:
 
 
 def _check_options(engine: str, ray_address: str | None, shard_size: int, batch_size: int | None,
-                   workers: int | None, cpus_per_worker: float) -> None:
+                   workers: int | None, cpus_per_worker: float, gpus_per_worker: float) -> None:
     if engine not in ENGINES:
         raise ConfigError(f"unknown --engine '{engine}'" if engine.isidentifier() else "unknown --engine",
                           fix=f"use one of: {', '.join(ENGINES)}")
@@ -59,11 +59,13 @@ def _check_options(engine: str, ray_address: str | None, shard_size: int, batch_
                                                                              "(one per CPU of the cluster)")
     if not cpus_per_worker > 0:
         raise ConfigError("--cpus-per-worker must be more than 0", fix="give --cpus-per-worker 1")
+    if not gpus_per_worker >= 0:
+        raise ConfigError("--gpus-per-worker must be 0 or more", fix="give --gpus-per-worker 1 (or 0.5 to share)")
 
 
 def run_batch(model: str | Path, input: str | Path, output: str | Path, *, engine: str = "local",
               ray_address: str | None = None, workers: int | None = None, cpus_per_worker: float = 1.0,
-              text_column: str | None = None, id_column: str | None = None,
+              gpus_per_worker: float = 0.0, text_column: str | None = None, id_column: str | None = None,
               shard_size: int = DEFAULT_SHARD_SIZE, batch_size: int | None = None, mode: str | None = None,
               resume: bool = False, progress: bool = True, num_threads: int | None = None) -> BatchResult:
     """Annotate ``input`` (JSONL, Parquet, a .txt file or a folder of them) with ``model`` (a pipeline YAML
@@ -71,11 +73,12 @@ def run_batch(model: str | Path, input: str | Path, output: str | Path, *, engin
 
     ``resume=True`` continues a run that was interrupted (killed, even): shards already written are kept
     and skipped, the rest are written, each document exactly once. ``engine="ray"`` runs the shards on a
-    Ray cluster (``ray_address``, or a local Ray) with ``workers`` actors of ``cpus_per_worker`` CPUs.
+    Ray cluster (``ray_address``, or a local Ray) with ``workers`` actors of ``cpus_per_worker`` CPUs and
+    ``gpus_per_worker`` GPUs.
     ``text_column`` / ``id_column`` name the fields of Parquet rows or flat JSONL records (JSONL without
     them is read as medtune documents). ``mode`` is the inference mode of a model directory.
     """
-    _check_options(engine, ray_address, shard_size, batch_size, workers, cpus_per_worker)
+    _check_options(engine, ray_address, shard_size, batch_size, workers, cpus_per_worker, gpus_per_worker)
     if engine == "ray":
         import_ray()  # a missing extra is reported before any work
     check_model(model, mode)
@@ -95,7 +98,8 @@ def run_batch(model: str | Path, input: str | Path, output: str | Path, *, engin
     with progress_bar(plan.documents, done, progress) as bar:
         if engine == "ray":
             written = run_ray(pending, out, model=str(model), batch_size=batch_size, mode=mode, bar=bar,
-                              address=ray_address, workers=workers, cpus_per_worker=cpus_per_worker)
+                              address=ray_address, workers=workers, cpus_per_worker=cpus_per_worker,
+                              gpus_per_worker=gpus_per_worker)
         else:
             written = run_local(pending, out, model=str(model), batch_size=batch_size, mode=mode, bar=bar,
                                 num_threads=num_threads)

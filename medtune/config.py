@@ -104,6 +104,14 @@ class EvalConfig(_Strict):
     positive_label: str | None = Field(None, description="binary tasks: headline F1 is this label's F1")
 
 
+class CalibrationConfig(_Strict):
+    """Post-hoc calibration of the model's scores, fitted on the dev split after training."""
+
+    method: Literal["temperature", "isotonic"] = Field(
+        "temperature", description="temperature scaling (one parameter; never reorders scores) or isotonic "
+        "regression (a monotone step function; needs more dev predictions)")
+
+
 class RunConfig(_Strict):
     """A training run. ``model:`` holds the options of the run's task (``TASK.options_class``)."""
 
@@ -114,6 +122,14 @@ class RunConfig(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output_dir: str | None = None
+    calibration: CalibrationConfig | None = Field(
+        None, description="calibrate the scores on dev after training, e.g. {method: temperature}; None = raw scores")
+    abstain_below: float | None = Field(
+        None, gt=0, lt=1, description="predictions scoring under this are marked abstained (kept, "
+        "`abstained: true`) for a human to review")
+    subgroups: list[str] = Field(
+        default_factory=list, description="document metadata fields (or `length`) whose groups the model "
+        "card reports test metrics for")
 
     # --------------------------------------------------------------- loading
     @classmethod

@@ -231,3 +231,38 @@ def relation_errors(gold: list[Document], pred: list[Document], limit: int) -> l
                 if len(out) >= limit:
                     return out
     return out
+
+
+# ----------------------------------------------------------------------------- per-document counts
+def span_counts(gold: list[Document], pred: list[Document]) -> np.ndarray:
+    """Per-document (tp, fp, fn) of strict spans; their sums give ``span_metrics``' micro figures."""
+    out = np.zeros((len(gold), 3), dtype=np.int64)
+    for d, (g, p) in enumerate(_pair_docs(gold, pred)):
+        gset, pset = {s.key() for s in g.spans}, {s.key() for s in p.spans}
+        out[d] = (len(gset & pset), len(pset - gset), len(gset - pset))
+    return out
+
+
+def relation_counts(gold: list[Document], pred: list[Document], *, id_level: bool = False) -> np.ndarray:
+    """Per-document (tp, fp, fn) of relations (mention level, or document-level id pairs)."""
+    out = np.zeros((len(gold), 3), dtype=np.int64)
+    for d, (g, p) in enumerate(_pair_docs(gold, pred)):
+        if id_level:
+            gset = {(r["head_id"], r["tail_id"], r["label"]) for r in g.metadata.get("id_relations") or []}
+            pset = {(r["head_id"], r["tail_id"], r["label"]) for r in p.metadata.get("id_relations") or []}
+        else:
+            gset, pset = _relation_keys(g), _relation_keys(p)
+        out[d] = (len(gset & pset), len(pset - gset), len(gset - pset))
+    return out
+
+
+def label_counts(gold: list[Document], pred: list[Document], labels: list[str], *,
+                 ignore_labels: list[str] | None = None, positive_label: str | None = None) -> np.ndarray:
+    """Per-document (tp, fp, fn) of document labels: of ``positive_label`` when given, else over the
+    labels not ignored (their sums give ``classification_metrics``' headline F1)."""
+    scored = {positive_label} if positive_label is not None else set(labels) - set(ignore_labels or [])
+    out = np.zeros((len(gold), 3), dtype=np.int64)
+    for d, (g, p) in enumerate(_pair_docs(gold, pred)):
+        gset, pset = set(g.labels) & scored, set(p.labels) & scored
+        out[d] = (len(gset & pset), len(pset - gset), len(gset - pset))
+    return out

@@ -25,6 +25,8 @@ from medtune.sentences import sentence_index, sentences_of
 from medtune.tasks.marked import HEAD_SYMBOLS, Mark, MarkedEncoder, MarkedSpanTask
 from medtune.tasks.options import TaskOptions
 from medtune.tasks.registry import register_task
+from medtune.trust.calibration import Calibrator
+from medtune.trust.items import ScoredItems
 
 #: assertion value -> the boolean flag it sets (the rule engine's attribute names)
 FLAGS = {"negated": "negated", "absent": "negated", "uncertain": "uncertain", "possible": "uncertain",
@@ -121,6 +123,51 @@ class AssertionTask(MarkedSpanTask):
                 span.attributes[FLAGS[lab.lower()]] = False
         if value.lower() in FLAGS:
             span.attributes[FLAGS[value.lower()]] = True
+
+    # ----------------------------------------------------------------- trust
+    def rescore(self, pred: Document, calibration: Calibrator) -> None:
+        key = f"{self.attribute}_score"
+        for span in pred.spans:
+            if isinstance(span.attributes.get(key), (int, float)):
+                span.attributes[key] = round(calibration.one(span.attributes[key]), 6)
+
+    def mark_abstained(self, pred: Document, threshold: float) -> int:
+        """The span's assertion is marked ``ASSERTION_abstained`` (the span itself came from elsewhere)."""
+        key, n = f"{self.attribute}_score", 0
+        for span in pred.spans:
+            score = span.attributes.get(key)
+            if isinstance(score, (int, float)) and score < threshold:
+                span.attributes[f"{self.attribute}_abstained"] = True
+                n += 1
+        return n
+
+    def _judged(self, gold: list[Document], pred: list[Document]) -> Iterator[tuple[int, str, Any, Any]]:
+        """(document index, gold value, predicted value, predicted score) of every gold span with a value."""
+        attr = self.attribute
+        for d, (g, p) in enumerate(_pair_docs(gold, pred)):
+            predicted = {s.key(): s for s in p.spans}
+            for span in g.spans:
+                if (self.entity_labels is not None and span.label not in self.entity_labels) or attr not in span.attributes:
+                    continue
+                ps = predicted.get(span.key())
+                value = ps.attributes.get(attr) if ps is not None else None
+                score = ps.attributes.get(f"{attr}_score") if ps is not None else None
+                yield d, str(span.attributes[attr]), None if value is None else str(value), score
+
+    def scored_items(self, gold: list[Document], pred: list[Document]) -> ScoredItems:
+        rows = [(d, score, gv == pv) for d, gv, pv, score in self._judged(gold, pred)
+                if isinstance(score, (int, float))]
+        return ScoredItems.from_rows(rows, unit="assertions")
+
+    def headline_counts(self, gold: list[Document], pred: list[Document], **options: Any) -> np.ndarray | None:
+        positive = options.get("positive_label") or ("negated" if "negated" in self.labels else None)
+        if positive is None:
+            return None  # the headline is a macro F1
+        out = np.zeros((len(gold), 3), dtype=np.int64)
+        for d, gv, pv, _ in self._judged(gold, pred):
+            out[d] += (gv == positive and pv == positive, pv == positive and gv != positive,
+                       gv == positive and pv != positive)
+        return out
 
     def metrics(self, gold: list[Document], pred: list[Document], *, diagnostics: Counter | None = None,
                 **options: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,6 +25,8 @@ from medtune.document import Document
 from medtune.errors import ModelError
 from medtune.runtime import tokenize  # noqa: F401  (re-exported: tasks call the tokenizer through it)
 from medtune.tasks.options import TaskOptions
+from medtune.trust.calibration import Calibrator
+from medtune.trust.items import ScoredItems
 
 
 def pad(sequences: list[list[int]], value: int) -> torch.Tensor:
@@ -80,6 +83,9 @@ class Task(ABC):
         self.meta = meta
         self.tokenizer = tokenizer
         self.labels: list[str] = list(meta["labels"])
+        # post-hoc parameters of the finished model (absent: scores are the raw ones, nothing abstained)
+        self.calibration: Calibrator | None = Calibrator.from_dict(meta["calibration"]) if meta.get("calibration") else None
+        self.abstain_below: float | None = meta.get("abstain_below")
 
     # ------------------------------------------------------------------ set-up
     @classmethod
@@ -117,11 +123,16 @@ class Task(ABC):
         """A prediction for every document, in order (inputs are not modified), streamed in buffers."""
         device = device or next(model.parameters()).device
         model.eval()
+        calibration, threshold = self.calibration, self.abstain_below
 
         def run(diagnostics: Counter) -> Iterator[Document]:
             for chunk in buffered(docs, self.buffer_size(batch_size)):
-                yield from self.predict_buffer(model, chunk, batch_size=batch_size, device=device, bf16=bf16,
-                                               diagnostics=diagnostics)
+                preds = self.predict_buffer(model, chunk, batch_size=batch_size, device=device, bf16=bf16,
+                                            diagnostics=diagnostics)
+                if calibration is not None or threshold is not None:
+                    for pred in preds:
+                        self.apply_trust(pred, calibration, threshold, diagnostics)
+                yield from preds
 
         return Predictions(run)
 
@@ -129,6 +140,62 @@ class Task(ABC):
     def predict_buffer(self, model: nn.Module, docs: list[Document], *, batch_size: int, device: torch.device,
                        bf16: bool, diagnostics: Counter) -> list[Document]:
         """Predictions for one buffer of documents (new documents; the inputs are not modified)."""
+
+    # ------------------------------------------------------------------ trust
+    def apply_trust(self, pred: Document, calibration: Calibrator | None, threshold: float | None,
+                    diagnostics: Counter) -> None:
+        """Calibrate the scores of one predicted document and mark what scores under ``threshold``
+        (``diagnostics["abstained"]`` counts it). Models without either never come here."""
+        if calibration is not None:
+            self.rescore(pred, calibration)
+        if threshold is not None:
+            diagnostics["abstained"] += self.mark_abstained(pred, threshold)
+
+    def rescore(self, pred: Document, calibration: Calibrator) -> None:
+        """Replace a predicted document's scores by calibrated ones, in place (default: no scores)."""
+
+    def mark_abstained(self, pred: Document, threshold: float) -> int:
+        """Mark the predictions scoring under ``threshold`` as abstained (``abstained: true``; kept in
+        the output); returns how many (default: the task has no scores)."""
+        return 0
+
+    def scored_items(self, gold: list[Document], pred: list[Document]) -> ScoredItems | None:
+        """Every scored prediction with whether it is right (calibration, reliability, risk-coverage);
+        None when the task's predictions carry no scores."""
+        return None
+
+    def headline_counts(self, gold: list[Document], pred: list[Document], **options: Any) -> np.ndarray | None:
+        """Per-document ``(tp, fp, fn)`` whose sums give the headline ``f1`` (bootstrap intervals, the
+        paired test, subgroups); None when the headline is not such an F1."""
+        return None
+
+    def with_trust(self, **changes: Any) -> "Task":
+        """A new task object like this one with ``calibration`` / ``abstain_below`` replaced (None
+        removes them); this one is not touched (it may serve other threads)."""
+        meta = dict(self.meta)
+        for key, value in changes.items():
+            if key not in ("calibration", "abstain_below"):
+                raise TypeError(f"with_trust() got an unexpected setting {key!r}")
+            if value is None:
+                meta.pop(key, None)
+            else:
+                meta[key] = value.to_dict() if isinstance(value, Calibrator) else value
+        return type(self)(meta, self.tokenizer)
+
+    def set_calibration(self, calibration: Calibrator | None) -> None:
+        """Make ``calibration`` a parameter of the finished model (training only, like thresholds)."""
+        self.calibration = calibration
+        if calibration is None:
+            self.meta.pop("calibration", None)
+        else:
+            self.meta["calibration"] = calibration.to_dict()
+
+    def set_abstain_below(self, threshold: float | None) -> None:
+        self.abstain_below = threshold
+        if threshold is None:
+            self.meta.pop("abstain_below", None)
+        else:
+            self.meta["abstain_below"] = float(threshold)
 
     # ---------------------------------------------------------------- metrics
     @abstractmethod

@@ -20,12 +20,14 @@ from torch import nn
 from medtune.batching import length_batches
 from medtune.document import Document, label_set
 from medtune.errors import DataFormatError
-from medtune.evaluation.metrics import classification_metrics
+from medtune.evaluation.metrics import _pair_docs, classification_metrics, label_counts
 from medtune.models.heads import SequenceClassificationModel
 from medtune.runtime import autocast
 from medtune.tasks.base import Task, pad, tokenize
 from medtune.tasks.options import TaskOptions
 from medtune.tasks.registry import register_task
+from medtune.trust.calibration import Calibrator
+from medtune.trust.items import ScoredItems
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +225,56 @@ class ClassificationTask(Task):
         probs = self.probabilities(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
         thresholds = self._fit_thresholds(probs, dev_docs)
         return [self.decide(doc, p, thresholds) for doc, p in zip(dev_docs, probs)]
+
+    # ---------------------------------------------------------------- trust
+    def rescore(self, pred: Document, calibration: Calibrator) -> None:
+        """Multi-label: each label's probability. Single-label: the chosen label's probability, the
+        others scaled to share the rest (the decision is unchanged: it was made on the raw scores)."""
+        if not pred.label_scores:
+            return
+        if self.multi_label or not pred.labels:
+            pred.label_scores = {lab: round(calibration.one(p), 6) for lab, p in pred.label_scores.items()}
+            return
+        top = pred.labels[0]
+        raw = pred.label_scores[top]
+        new = calibration.one(raw)
+        rest = sum(p for lab, p in pred.label_scores.items() if lab != top)
+        others = len(pred.label_scores) - 1
+        pred.label_scores = {lab: round(new if lab == top else (p * (1 - new) / rest if rest > 0 else (1 - new) / others), 6)
+                             for lab, p in pred.label_scores.items()}
+
+    def mark_abstained(self, pred: Document, threshold: float) -> int:
+        """Single-label: the document when its label scores under ``threshold``. Multi-label: when
+        any label's decision (present or absent) is less certain than ``threshold``; the labels are
+        listed in ``metadata["abstained_labels"]``."""
+        if not pred.label_scores:
+            return 0
+        if self.multi_label:
+            unsure = [lab for lab, p in pred.label_scores.items() if max(p, 1 - p) < threshold]
+            if unsure:
+                pred.metadata["abstained"] = True
+                pred.metadata["abstained_labels"] = unsure
+            return int(bool(unsure))
+        if pred.labels and pred.label_scores.get(pred.labels[0], 1.0) < threshold:
+            pred.metadata["abstained"] = True
+            return 1
+        return 0
+
+    def scored_items(self, gold: list[Document], pred: list[Document]) -> ScoredItems:
+        """Single-label: each document's chosen label, right when it is the gold label. Multi-label:
+        each (document, label) probability against the label's presence."""
+        rows = []
+        for d, (g, p) in enumerate(_pair_docs(gold, pred)):
+            if self.multi_label:
+                rows.extend((d, score, lab in g.labels) for lab, score in p.label_scores.items())
+            elif p.labels and p.labels[0] in p.label_scores:
+                rows.append((d, p.label_scores[p.labels[0]], p.labels[:1] == g.labels[:1]))
+        return ScoredItems.from_rows(rows, kind="presence" if self.multi_label else "decision",
+                                     unit="labels" if self.multi_label else "documents")
+
+    def headline_counts(self, gold: list[Document], pred: list[Document], **options: Any) -> np.ndarray:
+        return label_counts(gold, pred, self.labels, ignore_labels=options.get("ignore_labels"),
+                            positive_label=options.get("positive_label"))
 
     def metrics(self, gold: list[Document], pred: list[Document], *, diagnostics: Counter | None = None,
                 **options: Any) -> dict[str, Any]:

@@ -24,12 +24,14 @@ from torch import nn
 from medtune.batching import length_batches
 from medtune.document import Document, Span, label_set
 from medtune.errors import DataFormatError, ModelError, quote_id
-from medtune.evaluation.metrics import span_errors, span_metrics
+from medtune.evaluation.metrics import _pair_docs, span_counts, span_errors, span_metrics
 from medtune.models.heads import TokenTaggingModel
 from medtune.runtime import autocast
 from medtune.tasks.base import Task, pad, special_tokens, tokenize
 from medtune.tasks.options import TaskOptions
 from medtune.tasks.registry import register_task
+from medtune.trust.calibration import Calibrator
+from medtune.trust.items import ScoredItems
 
 logger = logging.getLogger(__name__)
 
@@ -464,6 +466,32 @@ class NerTask(Task):
                                            score=round(conf, 6)))
             out.append(pred)
         return out
+
+    # ---------------------------------------------------------------- trust
+    def rescore(self, pred: Document, calibration: Calibrator) -> None:
+        for span in pred.spans:
+            if span.score is not None:
+                span.score = round(calibration.one(span.score), 6)
+
+    def mark_abstained(self, pred: Document, threshold: float) -> int:
+        n = 0
+        for span in pred.spans:
+            if span.score is not None and span.score < threshold:
+                span.attributes["abstained"] = True
+                n += 1
+        return n
+
+    def scored_items(self, gold: list[Document], pred: list[Document]) -> ScoredItems:
+        """Each predicted span, right when its offsets and type equal a gold span's (strict)."""
+        rows, total = [], 0
+        for d, (g, p) in enumerate(_pair_docs(gold, pred)):
+            keys = {s.key() for s in g.spans}
+            total += len(keys)
+            rows.extend((d, s.score, s.key() in keys) for s in p.spans if s.score is not None)
+        return ScoredItems.from_rows(rows, gold_total=total, unit="spans")
+
+    def headline_counts(self, gold: list[Document], pred: list[Document], **options: Any) -> np.ndarray:
+        return span_counts(gold, pred)
 
     # ---------------------------------------------------------------- metrics
     def metrics(self, gold: list[Document], pred: list[Document], *, diagnostics: Counter | None = None,

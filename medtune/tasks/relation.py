@@ -26,12 +26,15 @@ from torch import nn
 
 from medtune.document import Document, Relation, Span
 from medtune.errors import DataFormatError, quote_id
-from medtune.evaluation.metrics import id_relation_metrics, relation_errors, relation_metrics
+from medtune.evaluation.metrics import (_pair_docs, _relation_keys, id_relation_metrics, relation_counts,
+                                        relation_errors, relation_metrics)
 from medtune.models.heads import MarkedSpanModel
 from medtune.sentences import sentence_index, sentences_of
 from medtune.tasks.marked import HEAD_SYMBOLS, TAIL_SYMBOLS, Mark, MarkedEncoder, MarkedSpanTask
 from medtune.tasks.options import TaskOptions
 from medtune.tasks.registry import register_task
+from medtune.trust.calibration import Calibrator
+from medtune.trust.items import ScoredItems
 
 logger = logging.getLogger(__name__)
 
@@ -262,6 +265,45 @@ class RelationTask(MarkedSpanTask):
                 for t in id_key(tail) or ():
                     doc.metadata["id_relations"].append(
                         {"label": label, "head_id": h, "tail_id": t, "score": round(score, 6)})
+
+    # ----------------------------------------------------------------- trust
+    def rescore(self, pred: Document, calibration: Calibrator) -> None:
+        for rel in pred.relations:
+            if rel.score is not None:
+                rel.score = round(calibration.one(rel.score), 6)
+        for rel in pred.metadata.get("id_relations") or []:
+            if isinstance(rel.get("score"), (int, float)):
+                rel["score"] = round(calibration.one(rel["score"]), 6)
+
+    def mark_abstained(self, pred: Document, threshold: float) -> int:
+        n = 0
+        for rel in pred.relations:
+            if rel.score is not None and rel.score < threshold:
+                rel.attributes["abstained"] = True
+                n += 1
+        for rel in pred.metadata.get("id_relations") or []:
+            if isinstance(rel.get("score"), (int, float)) and rel["score"] < threshold:
+                rel["abstained"] = True
+        return n
+
+    def _canonical(self, docs: list[Document]) -> list[Document]:
+        return [canonical_symmetric(d, self.symmetric) for d in docs] if self.symmetric else docs
+
+    def scored_items(self, gold: list[Document], pred: list[Document]) -> ScoredItems:
+        """Each predicted relation (mention level), right when its label and both spans equal a gold one."""
+        rows, total = [], 0
+        for d, (g, p) in enumerate(_pair_docs(self._canonical(gold), self._canonical(pred))):
+            keys = _relation_keys(g)
+            total += len(keys)
+            spans = p.span_by_id()
+            for rel in p.relations:
+                head, tail = spans.get(rel.head), spans.get(rel.tail)
+                if rel.score is not None and head is not None and tail is not None:
+                    rows.append((d, rel.score, (head.key(), tail.key(), rel.label) in keys))
+        return ScoredItems.from_rows(rows, gold_total=total, unit="relations")
+
+    def headline_counts(self, gold: list[Document], pred: list[Document], **options: Any) -> np.ndarray:
+        return relation_counts(self._canonical(gold), self._canonical(pred), id_level=self.group_by == "id")
 
     # --------------------------------------------------------------- metrics
     def metrics(self, gold: list[Document], pred: list[Document], *, diagnostics: Counter | None = None,

@@ -61,6 +61,7 @@ from medtune.training.output import (CHECKPOINT_DIR, checkpoint_to_resume, is_ma
                                      remove_stale_checkpoints, tidied_on_failure, wait_for_all_processes,
                                      write_model_dir)
 from medtune.training.trainer import FeatureDataset, MedtuneTrainer
+from medtune.trust.report import fit_after_training
 
 SPLITS = ("train", "dev", "test")
 
@@ -203,6 +204,8 @@ class TrainingRun:
         if prepared.docs["dev"]:
             task.after_training(model, prepared.docs["dev"], batch_size=tc.eval_batch_size, device=prepared.device,
                                 bf16=prepared.bf16)
+        trust = fit_after_training(task, model, prepared.docs, self.config, batch_size=tc.eval_batch_size,
+                                   device=prepared.device, bf16=prepared.bf16)  # calibration, abstain_below
         samples_per_second = fitted.output.metrics.get("train_samples_per_second")
         metrics: dict[str, Any] = {"train": {
             "runtime_s": round(fitted.runtime_s, 2), "samples_per_second": samples_per_second,
@@ -210,6 +213,7 @@ class TrainingRun:
             "epochs": fitted.trainer.state.epoch, "bf16": prepared.bf16, "cpu": cpu_name(),
             "threads": torch.get_num_threads(), "malloc_tuned": allocator_tuned()}}
         metrics.update(self.evaluate(prepared, model))
+        metrics.update(trust)
         write_model_dir(out, model, prepared.tokenizer, task, self.config, metrics)
         return TrainResult(out, metrics, float(samples_per_second or 0.0), fitted.runtime_s)
 

@@ -190,7 +190,7 @@ class Server:
 
 
 def drive(port: int, notes: list[str], clients: int, duration: float, model: str | None,
-          request_timeout: float = 120.0) -> dict:
+          request_timeout: float = 120.0, raw: bool = False) -> dict:
     """C clients, each sending its next note as soon as the last one is answered, until the deadline."""
     results: list[tuple[float, int, int]] = []  # (latency s, status, characters)
     lock = threading.Lock()
@@ -224,7 +224,7 @@ def drive(port: int, notes: list[str], clients: int, duration: float, model: str
     for t in threads:
         t.join(duration + request_timeout + 10)
     elapsed = time.monotonic() - start
-    return summarise(results, elapsed, clients)
+    return {"results": results, "elapsed": elapsed} if raw else summarise(results, elapsed, clients)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -254,7 +254,8 @@ def loadavg() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="a medtune NER model directory")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds per scenario")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per scenario and round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (the services take turns in each)")
     parser.add_argument("--clients", default="16,4", help="concurrent clients, comma-separated")
     parser.add_argument("--chars", type=int, default=2000, help="characters per note")
     parser.add_argument("--long-chars", type=int, default=20000, help="characters of the long notes (mixed run)")
@@ -263,6 +264,10 @@ def main() -> None:
     parser.add_argument("--skip-mixed", action="store_true")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads of both services (default: every core)")
+    parser.add_argument("--model-workers", type=int, default=1, help="medtune serve --model-workers")
+    parser.add_argument("--soak", type=float, default=0.0,
+                        help="then drive medtune this many seconds more with the most clients, sampling its "
+                             "resident memory every 10 s")
     parser.add_argument("--output", help="also write the results as JSON here")
     parser.add_argument("--naive-server", metavar="MODEL", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -278,38 +283,50 @@ def main() -> None:
     clients = [int(c) for c in args.clients.split(",")]
     notes = make_notes(args.chars, 64)
     print(f"# serve_load: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, CPU {cpu_name()}, "
-          f"{os.cpu_count()} cores, load average {loadavg()}, notes of {args.chars} characters, "
-          f"{args.duration:g} s per scenario", flush=True)
-    rows = []
-
-    def scenario(name: str, command: list[str], mixed: bool = False) -> None:
-        server = Server(command, logs / f"serve_load-{name}.log.tmp")
-        try:
-            for c in clients:
-                warm(server.port, notes, None, c)
-                rss0 = server.rss_mib()
-                if mixed:
-                    long_notes = make_notes(args.long_chars, 8, seed=1)
-                    short_notes = make_notes(300, 64, seed=2)
-                    stats = drive_mixed(server.port, short_notes, long_notes, c, args.duration)
-                else:
-                    stats = drive(server.port, notes, c, args.duration, None)
-                row = {"service": name, **stats, "rss_mib": [round(rss0), round(server.rss_mib())],
-                       "load": loadavg()}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-        finally:
-            server.stop()
-
+          f"{os.cpu_count()} cores, load average {loadavg()} (1/5/15 min), notes of {args.chars} characters, "
+          f"{args.rounds} rounds of {args.duration:g} s per scenario", flush=True)
     threads = [] if args.threads is None else ["--threads", str(args.threads)]
-    serve_cmd = [sys.executable, "-m", "medtune.serve", "--port", "0", *threads]
-    if not args.skip_naive:
-        scenario("naive", [sys.executable, __file__, "--naive-server", args.model, *threads])
+    serve_cmd = [sys.executable, "-m", "medtune.serve", "--port", "0", *threads,
+                 "--model-workers", str(args.model_workers)]
+    commands = {} if args.skip_naive else {"naive": [sys.executable, __file__, "--naive-server", args.model, *threads]}
     for mode in args.modes.split(","):
-        scenario(f"medtune-{mode}", serve_cmd + ["--mode", mode, args.model])
-    if not args.skip_mixed:
-        mode = args.modes.split(",")[0]
-        scenario(f"medtune-{mode}-mixed", serve_cmd + ["--mode", mode, args.model], mixed=True)
+        commands[f"medtune-{mode}"] = serve_cmd + ["--mode", mode, args.model]
+    # every service is started first and idles while another is driven; the services take turns, round
+    # after round, so that the load of other jobs on the machine falls on all of them alike
+    servers = {}
+    try:
+        for name, command in commands.items():
+            servers[name] = Server(command, logs / f"serve_load-{name}.log.tmp")
+            for c in clients:
+                warm(servers[name].port, notes, None, c)
+        runs: dict[tuple[str, int], list[dict]] = {}
+        rss0 = {name: server.rss_mib() for name, server in servers.items()}
+        for r in range(args.rounds):
+            for c in clients:
+                for name, server in servers.items():
+                    stats = drive(server.port, notes, c, args.duration, None, raw=True)
+                    runs.setdefault((name, c), []).append(stats)
+                    print(json.dumps({"round": r, "service": name, **summarise(stats["results"], stats["elapsed"], c),
+                                      "load": loadavg()}), flush=True)
+        rows = []
+        for (name, c), parts in runs.items():
+            pooled = [x for p in parts for x in p["results"]]
+            rows.append({"service": name, **summarise(pooled, sum(p["elapsed"] for p in parts), c),
+                         "rss_mib": [round(rss0[name]), round(servers[name].rss_mib())]})
+        if not args.skip_mixed:
+            name = f"medtune-{args.modes.split(',')[0]}"
+            long_notes = make_notes(args.long_chars, 8, seed=1)
+            short_notes = make_notes(300, 64, seed=2)
+            before = servers[name].rss_mib()
+            mixed = drive_mixed(servers[name].port, short_notes, long_notes, max(clients), args.duration * args.rounds)
+            rows.append({"service": f"{name}-mixed", **mixed, "rss_mib": [round(before), round(servers[name].rss_mib())]})
+        if args.soak > 0:
+            name = f"medtune-{args.modes.split(',')[0]}"
+            rows.append({"service": f"{name}-soak", **soak(servers[name], notes, max(clients), args.soak)})
+    finally:
+        for server in servers.values():
+            server.stop()
+    print(f"# load average at the end {loadavg()}")
     report(rows, clients)
     if args.output:
         Path(args.output).write_text(json.dumps(rows, indent=2) + "\n")
@@ -334,10 +351,35 @@ def drive_mixed(port: int, short: list[str], long: list[str], clients: int, dura
             "errors": out["short"]["errors"] + out["long"]["errors"]}
 
 
+def soak(server: Server, notes: list[str], clients: int, seconds: float) -> dict:
+    """Drive the service for ``seconds`` while sampling its resident memory every 10 s."""
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(10.0):
+            samples.append(round(server.rss_mib()))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stats = drive(server.port, notes, clients, seconds, None)
+    stop.set()
+    sampler.join()
+    print(json.dumps({"soak_rss_mib_every_10s": samples}), flush=True)
+    return {**stats, "rss_mib": [samples[0] if samples else None, samples[-1] if samples else None],
+            "rss_samples": samples}
+
+
 def report(rows: list[dict], clients: list[int]) -> None:
     print("\n| service | clients | docs/s | p50 s | p95 s | p99 s | clients/throughput s | errors | RSS MiB before/after |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        if "rss_samples" in r:
+            half = r["rss_samples"][len(r["rss_samples"]) // 2:] or [None]
+            print(f"| {r['service']} ({r['seconds']} s) | {r['clients']} | {r['docs_per_s']} | {r['p50_s']} | "
+                  f"{r['p95_s']} | {r['p99_s']} | {r['fair_bound_s']} | {r['errors']} | "
+                  f"{r['rss_mib'][0]}/{r['rss_mib'][1]} (second half: {min(half)}-{max(half)}) |")
+            continue
         if "short" in r:
             for part in ("short", "long"):
                 s = r[part]

@@ -214,6 +214,25 @@ def test_long_documents_have_their_own_lane():
         assert long_lane.stats.documents == 2 and service.batchers["ner-linear"].stats.documents == 4
 
 
+def test_idle_workers_share_the_waiting_documents():
+    both_running = threading.Barrier(2, timeout=30)  # breaks unless two batches run at once
+    sizes = []
+
+    def runner(docs):
+        sizes.append(len(docs))
+        both_running.wait()
+        return _record(docs)
+
+    batcher = MicroBatcher(runner, max_batch=16, max_wait_s=0.05, workers=2)
+    batcher.start()
+    try:
+        futures = batcher.submit([Document(id=f"d{k}", text="short") for k in range(8)])
+        assert [f.result(30).id for f in futures] == [f"d{k}" for k in range(8)]
+    finally:
+        batcher.stop()
+    assert sizes == [4, 4]
+
+
 def test_a_failing_document_fails_only_its_own_future():
     def runner(docs):
         if any(d.text == "bad" for d in docs):

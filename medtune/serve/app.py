@@ -58,17 +58,18 @@ class Service:
     def __init__(self, targets: list[Target], settings: ServeSettings, token: str | None) -> None:
         self.targets = {t.name: t for t in targets}
         self.settings, self.token = settings, token
-        self.batchers = {t.name: self._batcher(t, t.name) for t in targets}
+        self.batchers = {t.name: self._batcher(t, t.name, settings.model_workers) for t in targets}
         # documents of --long-chars or more run on a lane of their own: while one computes, the short
         # ones keep flowing on theirs instead of waiting for it
-        self.long_batchers = {t.name: self._batcher(t, f"{t.name}-long") for t in targets} if settings.long_chars else {}
+        self.long_batchers = {t.name: self._batcher(t, f"{t.name}-long", 1) for t in targets} \
+            if settings.long_chars else {}
         self.ready = threading.Event()
         self.failure: MedtuneError | None = None
 
-    def _batcher(self, target: Target, name: str) -> MicroBatcher:
+    def _batcher(self, target: Target, name: str, workers: int) -> MicroBatcher:
         s = self.settings
         return MicroBatcher(target.run, max_batch=s.batch_size, max_wait_s=s.max_wait_ms / 1000,
-                            max_batch_chars=s.max_batch_chars, max_queue=s.max_queue, name=name)
+                            max_batch_chars=s.max_batch_chars, max_queue=s.max_queue, name=name, workers=workers)
 
     def submit(self, name: str, docs: list[Document]) -> list[Future]:
         """Queue documents on the target's lanes; futures in the order of ``docs``."""

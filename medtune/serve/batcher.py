@@ -1,8 +1,9 @@
 """Micro-batching: documents of concurrent requests run through a model together.
 
-Each served pipeline or model has one :class:`MicroBatcher`: a queue and one worker thread that owns
-the model (a loaded model is thread-safe, but one thread per model keeps the CPU's cores for the
-model's own parallelism instead of several batches fighting over them). The worker takes the oldest
+Each served pipeline or model has a :class:`MicroBatcher`: a queue and a worker thread (or a few,
+``--model-workers``) running batches through the model (a loaded model is thread-safe; by default one
+thread, so that the CPU's cores go to the model's own parallelism instead of several batches fighting
+over them). The worker takes the oldest
 waiting document and waits at most ``max_wait_s`` for more, until ``max_batch`` documents or
 ``max_batch_chars`` characters are waiting; then it packs a batch: always the oldest document, then
 the next ones in arrival order that still fit the character budget. So
@@ -64,32 +65,37 @@ class MicroBatcher:
     """A queue of documents in front of ``runner`` (documents in, the same number out, in order)."""
 
     def __init__(self, runner: Runner, *, max_batch: int = 16, max_wait_s: float = 0.005,
-                 max_batch_chars: int = 32_000, max_queue: int = 1024, name: str = "model") -> None:
+                 max_batch_chars: int = 32_000, max_queue: int = 1024, name: str = "model", workers: int = 1) -> None:
         self.runner = runner
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
         self.max_batch_chars, self.max_queue = max_batch_chars, max_queue
-        self.name = name
+        self.name, self.workers = name, workers
         self.stats = BatchStats()
         self._queue: deque[_Item] = deque()
         self._queued_chars = 0
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._busy = 0  # workers running a batch
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name=f"medtune-batcher-{self.name}", daemon=True)
-            self._thread.start()
+        """Start the worker thread(s): ``workers`` > 1 runs that many batches at once on the same model
+        (with ``torch.set_num_threads(1)``, one core each: no thread team waits for a busy core)."""
+        while len(self._threads) < self.workers:
+            thread = threading.Thread(target=self._loop, name=f"medtune-batcher-{self.name}-{len(self._threads)}",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float | None = 10.0) -> None:
         """Finish the documents already queued, then end the worker thread."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
 
     # -------------------------------------------------------------------- submit
     def submit(self, docs: Sequence[Document]) -> list[Future]:
@@ -131,7 +137,11 @@ class MicroBatcher:
                     self._cond.wait(left)
                 batch = self._take()
             if batch:
-                self._run(batch)
+                try:
+                    self._run(batch)
+                finally:
+                    with self._cond:
+                        self._busy -= 1
 
     def _take(self) -> list[_Item]:
         """Pack the next batch (under the lock): the oldest document, then those that still fit."""
@@ -139,7 +149,10 @@ class MicroBatcher:
         kept: list[_Item] = []
         chars = 0
         scanned = 0
-        while self._queue and len(batch) < self.max_batch and scanned < SCAN_LIMIT:
+        # idle workers share what is waiting instead of one taking it all while the others idle
+        idle = max(1, self.workers - self._busy)
+        limit = min(self.max_batch, -(-len(self._queue) // idle))
+        while self._queue and len(batch) < limit and scanned < SCAN_LIMIT:
             item = self._queue.popleft()
             scanned += 1
             if batch and chars + item.size > self.max_batch_chars:
@@ -152,6 +165,8 @@ class MicroBatcher:
             batch.append(item)
             chars += item.size
         self._queue.extendleft(reversed(kept))
+        if batch:
+            self._busy += 1
         return batch
 
     def _call(self, docs: list[Document]) -> list[Document]:
@@ -161,11 +176,12 @@ class MicroBatcher:
         return out
 
     def _run(self, batch: list[_Item]) -> None:
-        self.stats.batches += 1
-        self.stats.documents += len(batch)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-        if len(self.stats.sizes) < 10_000:
-            self.stats.sizes.append(len(batch))
+        with self._cond:
+            self.stats.batches += 1
+            self.stats.documents += len(batch)
+            self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+            if len(self.stats.sizes) < 10_000:
+                self.stats.sizes.append(len(batch))
         try:
             results = self._call([item.doc for item in batch])
         except BaseException as err:  # noqa: BLE001 - every failure goes back to its caller

@@ -157,6 +157,8 @@ def serve_command(
     long_chars: int = typer.Option(10_000, "--long-chars", help="documents this long run on a lane of their own "
                                                                "(0: one lane)"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per process (default: every core)"),
+    model_workers: int = typer.Option(1, "--model-workers", help="batches run at once per model (e.g. 2 with "
+                                                                 "--threads 1 on a busy 2-core machine)"),
     timeout: float = typer.Option(60.0, "--timeout", help="seconds a request may take (then 504)"),
     max_body_bytes: int = typer.Option(4 * 1024 * 1024, "--max-body-bytes", help="largest request body (then 413)"),
     max_documents: int = typer.Option(64, "--max-documents", help="most documents per request (then 413)"),
@@ -169,7 +171,8 @@ def serve_command(
     """Serve pipelines and models over HTTP: POST /v1/analyze, GET /v1/models, a web page at /."""
     settings = ServeSettings(max_body_bytes=max_body_bytes, max_documents=max_documents, max_chars=max_chars,
                              batch_size=batch_size, max_wait_ms=max_wait_ms, max_batch_chars=max_batch_chars,
-                             max_queue=max_queue, long_chars=long_chars, threads=threads, timeout_s=timeout, mode=mode,
+                             max_queue=max_queue, long_chars=long_chars, threads=threads,
+                             model_workers=model_workers, timeout_s=timeout, mode=mode,
                              cors_origins=tuple(cors_origin or ()))
     serve(targets, host=host, port=port, workers=workers, token_file=token_file, settings=settings,
           log_level=log_level)

@@ -37,13 +37,15 @@ class ServeSettings:
     mode: str = "auto"
     model_batch_size: int = 32
     threads: int | None = None
+    model_workers: int = 1
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
 
     def check(self) -> "ServeSettings":
         positive = {"--max-body-bytes": self.max_body_bytes, "--max-documents": self.max_documents,
                     "--max-chars": self.max_chars, "--batch-size": self.batch_size,
                     "--max-batch-chars": self.max_batch_chars, "--max-queue": self.max_queue,
-                    "--timeout": self.timeout_s, "--model-batch-size": self.model_batch_size}
+                    "--timeout": self.timeout_s, "--model-batch-size": self.model_batch_size,
+                    "--model-workers": self.model_workers}
         for option, value in positive.items():
             if not value > 0:
                 raise ServiceError("E630", f"{option} must be positive, not {value}",

@@ -185,3 +185,21 @@ class MissingExtraError(MedtuneError):
             f"{feature} needs the optional dependencies of medtune[{extra}], which are not installed.",
             fix=f"pip install 'medtune[{extra}]' -c constraints.txt",
         )
+
+
+class CommandLineError(MedtuneError):
+    """The command line cannot be parsed: an unknown option, a missing argument, a value of the wrong type."""
+
+    code = "E010"
+
+
+class Interrupted(MedtuneError):
+    """The command was stopped by SIGINT or SIGTERM; nothing was written to its outputs."""
+
+    code = "E020"
+
+
+class InternalError(MedtuneError):
+    """A bug: an exception medtune did not raise on purpose (its message is never shown)."""
+
+    code = "E900"

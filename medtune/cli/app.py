@@ -35,29 +35,11 @@ try:  # typer >= 0.2x carries its own copy of click
 except ImportError:  # pragma: no cover - an older typer on click itself
     import click.exceptions as _click_exceptions
 
-from medtune.errors import MedtuneError
+from medtune.errors import CommandLineError, InternalError, Interrupted, MedtuneError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
-
-
-class CommandLineError(MedtuneError):
-    """The command line cannot be parsed: an unknown option, a missing argument, a value of the wrong type."""
-
-    code = "E010"
-
-
-class Interrupted(MedtuneError):
-    """The command was stopped by SIGINT or SIGTERM; nothing was written to its outputs."""
-
-    code = "E020"
-
-
-class InternalError(MedtuneError):
-    """A bug: an exception medtune did not raise on purpose (its message is never shown)."""
-
-    code = "E900"
 
 
 class _Terminated(KeyboardInterrupt):

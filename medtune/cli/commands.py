@@ -13,19 +13,20 @@ import typer
 
 import medtune
 from medtune.bench import run
-from medtune.cli.app import EXTRA, CommandLineError, app, setup_logging
+from medtune.cli.app import EXTRA, app, setup_logging
 from medtune.cli.options import (
     check_batch_size,
     check_count,
     check_output_dir,
     check_output_file,
+    check_probability,
     reader_settings,
     split_reader_options,
 )
 from medtune.config import RunConfig, parse_overrides
 from medtune.data import SPLIT_ALIASES, resolve_documents
 from medtune.document import Document
-from medtune.errors import ConfigError, DataFormatError
+from medtune.errors import CommandLineError, ConfigError, DataFormatError
 from medtune.evaluation.model import evaluate as run_eval
 from medtune.evaluation.pipeline import evaluate_pipeline
 from medtune.fileutils import atomic_write, read_text
@@ -37,6 +38,7 @@ from medtune.pipeline import Pipeline, is_pipeline_file
 from medtune.pipeline.html import render_html
 from medtune.training import train as run_training
 from medtune.training.pretraining import document_texts, pretrain_mlm
+from medtune.trust.report import trust_markdown
 
 
 @app.command(context_settings=EXTRA)
@@ -77,6 +79,19 @@ def evaluate(
     batch_size: int = typer.Option(32, "--batch-size"),
     mode: str = typer.Option("fp32", "--mode",
                              help="fp32, bf16, auto, onnx or onnx-int8 (after `medtune export`)"),
+    ci: bool = typer.Option(False, "--ci", help="95% bootstrap intervals over documents (seeded); per-document "
+                                                 "counts in the JSON for `medtune compare`"),
+    resamples: int = typer.Option(1000, "--resamples", help="bootstrap resamples for --ci"),
+    seed: int = typer.Option(0, "--seed", help="bootstrap seed for --ci"),
+    group_by: Optional[List[str]] = typer.Option(
+        None, "--group-by", help="metrics per value of a document metadata field (or `length`: quartiles of "
+                                 "the text length); repeatable"),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="write the reliability diagram (PNG) into this "
+                                                               "folder (needs medtune[plots])"),
+    target_precision: Optional[float] = typer.Option(
+        None, "--target-precision", help="report the score threshold whose kept predictions reach this precision"),
+    abstain_below: Optional[float] = typer.Option(
+        None, "--abstain-below", help="mark predictions scoring under this as abstained and report what is kept"),
 ) -> None:
     """Score a model on gold data: strict/lenient span F1 (NER), accuracy/F1 (classification), relation
     F1, assertion F1; or a whole pipeline (end-to-end relation F1, linking accuracy, assertion F1).
@@ -94,6 +109,9 @@ def evaluate(
     check_batch_size(batch_size)
     check_count(errors, "--errors")
     check_output_file(output, example="metrics.json")
+    check_output_dir(plots, "--plots")
+    check_probability(target_precision, "--target-precision")
+    check_probability(abstain_below, "--abstain-below")
     section, format, options = reader_settings(data_config, format, reader_options)
     if data is None:
         data = section.get("name") or section.get(SPLIT_ALIASES.get(split, split))
@@ -120,8 +138,13 @@ def evaluate(
             typer.echo(f"metrics written to {output}")
         return
     result = run_eval(model_dir, data, split=split, format=format, errors=errors, output=output,
-                      batch_size=batch_size, mode=mode, reader_options=options)
+                      batch_size=batch_size, mode=mode, reader_options=options, ci=ci, resamples=resamples,
+                      seed=seed, group_by=list(group_by or []), plots=plots, target_precision=target_precision,
+                      abstain_below=abstain_below)
     typer.echo(metrics_markdown(result))
+    trust = trust_markdown(result)
+    if trust:
+        typer.echo("\n" + trust)
     for e in result.get("errors", []):
         typer.echo(json.dumps(e, ensure_ascii=False))
     if output:
@@ -223,6 +246,9 @@ def predict(
     mode: str = typer.Option("auto", "--mode",
                              help="auto (bf16 where native, else fp32), fp32, bf16, onnx or onnx-int8 "
                                   "(after `medtune export`)"),
+    abstain_below: Optional[float] = typer.Option(
+        None, "--abstain-below", help="mark predictions scoring under this `abstained: true` (kept in the "
+                                      "output, for a human to review); default: the model's own setting"),
 ) -> None:
 
     setup_logging(False)
@@ -231,7 +257,10 @@ def predict(
     check_output_file(output)
     _, format, options = reader_settings(data_config, format, reader_options)
     plan = _plan_inputs(items, list(text or []))
+    check_probability(abstain_below, "--abstain-below")
     nlp = medtune.load(model_dir, mode=mode, batch_size=batch_size)
+    if abstain_below is not None:  # this command's own copy of the task
+        nlp.task = nlp.task.with_trust(abstain_below=abstain_below)
     docs = nlp.pipe(_iter_inputs(plan, format, options), batch_size=batch_size)
     if output is None:
         for doc in docs:

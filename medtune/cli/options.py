@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 from typing import Any, List, Optional
 
-from medtune.cli.app import CommandLineError
 from medtune.config import parse_value
 from medtune.data import read_data_section
-from medtune.errors import ConfigError
+from medtune.errors import CommandLineError, ConfigError
 
 
 # ----------------------------------------------------------------------------- option checks
@@ -21,6 +20,11 @@ def check_batch_size(value: int, option: str = "--batch-size") -> None:
 def check_count(value: int, option: str) -> None:
     if value < 0:
         raise ConfigError(f"{option} must be 0 or more, not {value}", fix=f"give {option} 0 (none) or a positive count")
+
+
+def check_probability(value: Optional[float], option: str) -> None:
+    if value is not None and not 0 < value < 1:
+        raise ConfigError(f"{option} must lie between 0 and 1 (exclusive), not {value}", fix=f"e.g. {option} 0.9")
 
 
 def check_parents(path: Path, option: str) -> None:

@@ -10,10 +10,11 @@ The model is any NER model directory, e.g. one trained cheaply:
 abstracts (spans removed) in one JSONL file, cut into shards of ``--shard-size``.
 
 Every run goes through ``run_batch`` from the start (plan, manifest, worker start-up and model loading,
-writing every shard) into a fresh output folder: ``docs/s`` is documents over that wall time. ``steady
-docs/s`` leaves the start-up out: documents finished after the first progress update over the time from
-that update to the last (per document for the local engine, per shard for Ray). The efficiency of adding
-a node is ``docs/s(2 nodes) / (2 x docs/s(1 node))``, end to end and steady; 1.0 is perfect scaling. Each Ray actor gets 1 CPU
+writing every shard) into a fresh output folder: ``docs/s`` is documents over that wall time, and ``first
+result`` the seconds to the first progress update (start-up: imports, actors, model loading). On each
+simulated cluster a second run over twice the documents gives the ``marginal docs/s`` (the extra
+documents over the extra time), which leaves the start-up out. The efficiency of adding a node is
+``docs/s(2 nodes) / (2 x docs/s(1 node))``, end to end and marginal; 1.0 is perfect scaling. Each Ray actor gets 1 CPU
 and 1 torch thread; the local engine runs with 1 thread and with every core. Other jobs on the machine
 change the figures: the table records the load average before and after.
 
@@ -65,13 +66,9 @@ def measure(label: str, nodes: str, workers: int, notes: Path, work: Path, **opt
     start = time.perf_counter()
     result = runner.run_batch(options.pop("model"), notes, out, progress=False, **options)
     seconds = time.perf_counter() - start
-    first_t, first_n = bar.updates[0]
-    last_t = bar.updates[-1][0]
-    later = sum(n for _, n in bar.updates) - first_n
-    steady = later / (last_t - first_t) if last_t > first_t and later else float("nan")
     row = {"run": label, "nodes": nodes, "workers": workers, "documents": result.documents_written,
            "seconds": round(seconds, 2), "docs_per_s": round(result.documents_written / seconds, 2),
-           "steady_docs_per_s": round(steady, 2), "first_result_s": round(first_t - start, 2)}
+           "first_result_s": round(bar.updates[0][0] - start, 2)}
     print(json.dumps(row), flush=True)
     return row
 
@@ -88,7 +85,10 @@ def ray_local(notes: Path, work: Path, model: str, shard_size: int, batch_size: 
         ray.shutdown()
 
 
-def ray_cluster(nodes: int, notes: Path, work: Path, model: str, shard_size: int, batch_size: int) -> dict[str, Any]:
+def ray_cluster(nodes: int, notes: Path, more: Path, work: Path, model: str, shard_size: int,
+                batch_size: int) -> dict[str, Any]:
+    """A run over ``notes`` and one over ``more`` (twice as many) on the same simulated cluster; the
+    difference of their times is the marginal rate, without the start-up both runs pay."""
     import ray
     from ray.cluster_utils import Cluster
 
@@ -99,22 +99,31 @@ def ray_cluster(nodes: int, notes: Path, work: Path, model: str, shard_size: int
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, logging_level="error")
         try:
-            return measure(f"ray cluster {nodes} node{'s' if nodes > 1 else ''}", f"{nodes} x 1 CPU", nodes,
-                           notes, work, model=model, engine="ray", shard_size=shard_size, batch_size=batch_size)
+            label = f"ray cluster {nodes} node{'s' if nodes > 1 else ''}"
+            options = dict(model=model, engine="ray", shard_size=shard_size, batch_size=batch_size)
+            row = measure(label, f"{nodes} x 1 CPU", nodes, notes, work, **options)
+            big = measure(label + " (2x docs)", f"{nodes} x 1 CPU", nodes, more, work, **options)
         finally:
             ray.shutdown()
     finally:
         cluster.shutdown()
+    extra = big["documents"] - row["documents"]
+    row["marginal_docs_per_s"] = round(extra / (big["seconds"] - row["seconds"]), 2) \
+        if big["seconds"] > row["seconds"] else None  # start-up noise larger than the extra work
+    row["seconds_2x_docs"] = big["seconds"]
+    return row
 
 
-def markdown(rows: list[dict[str, Any]], efficiency: float, steady: float) -> str:
-    lines = ["| run | nodes | workers | documents | seconds | docs/s | steady docs/s | first result (s) |",
+def markdown(rows: list[dict[str, Any]], efficiency: float, marginal: float | None) -> str:
+    lines = ["| run | nodes | workers | documents | seconds | docs/s | first result (s) | marginal docs/s |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['run']} | {r['nodes']} | {r['workers']} | {r['documents']} | {r['seconds']} | "
-                     f"{r['docs_per_s']} | {r['steady_docs_per_s']} | {r['first_result_s']} |")
+                     f"{r['docs_per_s']} | {r['first_result_s']} | {r.get('marginal_docs_per_s') or ''} |")
     lines.append("")
-    lines.append(f"Efficiency of adding a node (2 nodes vs 1): {efficiency:.2f} end to end, {steady:.2f} steady")
+    shown = "n/a" if marginal is None else f"{marginal:.2f}"
+    lines.append(f"Efficiency of adding a node (2 nodes vs 1): {efficiency:.2f} end to end, {shown} marginal "
+                 "(start-up left out)")
     return "\n".join(lines)
 
 
@@ -131,31 +140,36 @@ def main() -> None:
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="medtune-batch-bench-"))
     try:
-        docs = [d.copy(annotations=False) for d in datasets.load("ncbi-disease", split="train")[:n]]
-        notes = work / "notes.jsonl"
-        write_jsonl(docs, notes)
+        docs = [d.copy(annotations=False) for d in datasets.load("ncbi-disease", split="train")[: 2 * n]]
+        if len(docs) < 2 * n:
+            raise SystemExit(f"--docs {n}: NCBI-disease has {len(docs)} training abstracts, at most {len(docs) // 2}")
+        notes, more = work / "notes.jsonl", work / "more.jsonl"
+        write_jsonl(docs[:n], notes)
+        write_jsonl(docs, more)
         common = dict(model=args.model, shard_size=shard_size, batch_size=args.batch_size)
         cores = len(os.sched_getaffinity(0))
         rows = [measure("local 1 thread", "1 (this machine)", 1, notes, work, num_threads=1, **common),
                 measure(f"local {cores} threads", "1 (this machine)", 1, notes, work, num_threads=cores, **common),
                 ray_local(notes, work, args.model, shard_size, args.batch_size),
-                ray_cluster(1, notes, work, args.model, shard_size, args.batch_size),
-                ray_cluster(2, notes, work, args.model, shard_size, args.batch_size)]
+                ray_cluster(1, notes, more, work, args.model, shard_size, args.batch_size),
+                ray_cluster(2, notes, more, work, args.model, shard_size, args.batch_size)]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     one, two = rows[-2], rows[-1]
     efficiency = two["docs_per_s"] / (2 * one["docs_per_s"]) if one["docs_per_s"] else float("nan")
-    steady = two["steady_docs_per_s"] / (2 * one["steady_docs_per_s"]) if one["steady_docs_per_s"] else float("nan")
+    marginal = two["marginal_docs_per_s"] / (2 * one["marginal_docs_per_s"]) \
+        if one["marginal_docs_per_s"] and two["marginal_docs_per_s"] else None
     summary = {"date": dt.datetime.now().isoformat(timespec="seconds"), "cpu": cpu_name(), "cores": cores,
                "model": args.model, "documents": n, "shard_size": shard_size, "batch_size": args.batch_size,
                "load_average_before": [round(x, 2) for x in load_before],
                "load_average_after": [round(x, 2) for x in os.getloadavg()], "rows": rows,
                "efficiency_adding_a_node": round(efficiency, 3),
-               "steady_efficiency_adding_a_node": round(steady, 3), "quick": args.quick}
+               "marginal_efficiency_adding_a_node": None if marginal is None else round(marginal, 3),
+               "quick": args.quick}
     RESULTS.mkdir(parents=True, exist_ok=True)
     with atomic_write(RESULTS / "batch_scaling.json") as handle:
         json.dump(summary, handle, indent=2)
-    print(markdown(rows, efficiency, steady))
+    print(markdown(rows, efficiency, marginal))
     print(f"\n{summary['date']}, {summary['cpu']}, {cores} cores, load average before {summary['load_average_before']}"
           f", after {summary['load_average_after']}")
 

@@ -65,7 +65,7 @@ class MicroBatcher:
     """A queue of documents in front of ``runner`` (documents in, the same number out, in order)."""
 
     def __init__(self, runner: Runner, *, max_batch: int = 16, max_wait_s: float = 0.005,
-                 max_batch_chars: int = 32_000, max_queue: int = 1024, name: str = "model", workers: int = 1) -> None:
+                 max_batch_chars: int = 8_000, max_queue: int = 1024, name: str = "model", workers: int = 1) -> None:
         self.runner = runner
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
         self.max_batch_chars, self.max_queue = max_batch_chars, max_queue

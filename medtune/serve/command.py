@@ -152,7 +152,9 @@ def serve_command(
                                                     "onnx, onnx-int8 (pipelines set theirs per component)"),
     batch_size: int = typer.Option(16, "--batch-size", help="most documents in one batch"),
     max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", help="longest wait for a batch to fill"),
-    max_batch_chars: int = typer.Option(32_000, "--max-batch-chars", help="most characters in one batch"),
+    max_batch_chars: int = typer.Option(8_000, "--max-batch-chars",
+                                        help="most characters in one batch (small batches queue fairly on a "
+                                             "CPU; raise it on a GPU)"),
     max_queue: int = typer.Option(1024, "--max-queue", help="most documents waiting per model (then 503)"),
     long_chars: int = typer.Option(10_000, "--long-chars", help="documents this long run on a lane of their own "
                                                                "(0: one lane)"),

@@ -30,7 +30,7 @@ class ServeSettings:
     max_chars: int = 200_000
     batch_size: int = 16
     max_wait_ms: float = 5.0
-    max_batch_chars: int = 32_000
+    max_batch_chars: int = 8_000
     max_queue: int = 1024
     long_chars: int = 10_000
     timeout_s: float = 60.0

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -33,15 +32,14 @@ from typing import Any, Iterator
 from medtune.document import Document
 from medtune.errors import DataFormatError, MissingExtraError, describe, quote_id
 from medtune.fileutils import read_text
-from medtune.io.jsonl import _parse_line as parse_jsonl_line
+from medtune.io._common import iter_lines_at
+from medtune.io.jsonl import parse_line as parse_jsonl_line
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 TXT_SUFFIXES = (".txt",)
 TXT_GROUP = "txt"
 E_COLUMN = "E107"  # the readers' code for a missing or unusable column
-_LINE_END_RE = re.compile(rb"(\r\n|\r|\n)")
-_UTF8_FIX = "re-encode the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 IN > OUT`"
 _INPUT_FIX = ("give a .jsonl, .ndjson, .parquet or .txt file, or a directory of them")
 
 
@@ -167,32 +165,8 @@ def _name(stem: str, index: int) -> str:
 
 # --------------------------------------------------------------------------------------- JSONL
 def _lines(path: Path, offset: int = 0, before: int = 0) -> Iterator[tuple[int, str, int]]:
-    """``(line_number, line, byte_offset)`` from ``offset`` on (``before`` lines precede it).
-
-    Splits exactly as :func:`medtune.io._common.iter_lines_universal` does (LF, CRLF or a lone CR; a BOM
-    dropped from line 1), so that a shard read from its offset holds the lines ``read_jsonl`` would give.
-    """
-    number = before
-    position = offset
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        for raw in handle:  # ends after each LF: a CRLF pair is never split across two reads
-            pieces = _LINE_END_RE.split(raw)
-            for k in range(0, len(pieces), 2):
-                body = pieces[k]
-                end = pieces[k + 1] if k + 1 < len(pieces) else b""
-                if not body and not end:
-                    continue
-                number += 1
-                try:
-                    line = body.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    raise DataFormatError(f"not valid UTF-8 (byte {err.start} of the line)", path=path,
-                                          line=number, fix=_UTF8_FIX) from None
-                if number == 1 and line.startswith("\ufeff"):
-                    line = line[1:]
-                yield number, line, position
-                position += len(body) + len(end)
+    """``(line_number, line, byte_offset)`` from ``offset`` on, split as ``read_jsonl`` splits them."""
+    return iter_lines_at(path, offset, before)
 
 
 def _plan_jsonl(path: Path, size: int, kind: str, text_column: str, id_column: str) -> list[Shard]:

@@ -1,14 +1,17 @@
 """The ``medtune`` command: a thin typer layer over the library.
 
 ``app`` (the typer application and the one error boundary), ``options`` (checks and parsing shared by
-the commands), ``commands`` (train, evaluate, predict, analyze, export, pretrain, bench) and ``corpora``
+the commands), ``commands`` (train, evaluate, predict, analyze, export, pretrain, bench), ``trust`` (compare, card) and ``corpora``
 (``datasets`` and ``link``). Importing this package registers every command.
 """
 
 from __future__ import annotations
 
-from medtune.cli import commands, corpora  # noqa: F401  (registers the commands)
+from medtune.cli import commands, corpora, trust  # noqa: F401  (registers the commands)
+from medtune.batch.command import batch_command
 from medtune.cli.app import app
+
+app.command("batch", help="Run a pipeline or model over a large input in shards (local or Ray), resumable.")(batch_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point

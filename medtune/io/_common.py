@@ -45,8 +45,18 @@ def iter_lines_universal(path: str | Path, *, keepends: bool = False) -> Iterato
     if not path.is_file():
         raise DataFormatError("file not found" if not path.exists() else "not a file", path=path,
                               fix="check the path (relative paths are resolved from the current directory)")
-    number = 0
+    for number, line, _ in iter_lines_at(path, keepends=keepends):
+        yield number, line
+
+
+def iter_lines_at(path: str | Path, offset: int = 0, before: int = 0, *,
+                  keepends: bool = False) -> Iterator[tuple[int, str, int]]:
+    """``(line number, line, byte offset of the line)`` from byte ``offset`` on, where ``before`` lines
+    precede it; lines split as :func:`iter_lines_universal` splits them, so a reader that starts at a
+    line's offset (a shard of a large file) sees the same lines with the same numbers."""
+    number, position = before, offset
     with open(path, "rb") as handle:
+        handle.seek(offset)
         for raw in handle:  # ends after each LF, so a CRLF pair is never split across two reads
             pieces = _LINE_END_RE.split(raw)
             for k in range(0, len(pieces), 2):
@@ -62,7 +72,8 @@ def iter_lines_universal(path: str | Path, *, keepends: bool = False) -> Iterato
                                           line=number, fix=_UTF8_FIX) from None
                 if number == 1 and line.startswith("\ufeff"):
                     line = line[1:]
-                yield number, line
+                yield number, line, position
+                position += len(body) + len(end)
 
 
 def check_options(reader: Callable[..., Any], options: dict[str, Any], path: str | Path,

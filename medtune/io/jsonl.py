@@ -35,10 +35,10 @@ def read_jsonl(path: str | Path) -> Iterator[Document]:
     for number, line in iter_lines_universal(path):
         if not line.strip():
             continue
-        yield _parse_line(line, path, number)
+        yield parse_line(line, path, number)
 
 
-def _parse_line(line: str, path: Path, number: int) -> Document:
+def parse_line(line: str, path: Path, number: int) -> Document:
     try:
         data = parse_document(line)
     except DataFormatError as err:

@@ -5,10 +5,21 @@ Cards hold metrics and provenance only, never note text.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 import medtune
+from medtune import datasets
+from medtune.config import RunConfig
+from medtune.errors import ModelError
+from medtune.models.files import WEIGHTS_NAME
+from medtune.models.store import read_meta
+from medtune.trust.report import groups_markdown
 
 LIMITS = (
     "This model assists, it does not replace clinical judgement. It was fine-tuned on the data named "
@@ -23,12 +34,84 @@ def _data_provenance(config: Any) -> tuple[str, str, str]:
     if data.name is None:
         return f"files: train={data.train}, dev={data.dev}, test={data.test}", "as stated by the data owner", ""
     try:
-        from medtune import datasets
-
         spec = datasets.get_spec(data.name)
         return (f"named corpus `{data.name}`: {spec.description}", spec.licence, spec.citation)
     except Exception:  # provenance is best effort: a card is still written
         return f"named corpus `{data.name}`", "see the corpus documentation", ""
+
+
+def file_sha256(path: str | Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def data_lines(config: Any, metrics: dict[str, Any]) -> list[str]:
+    """Name, version (source commit) or checksums, licence and the splits used, one bullet each."""
+    data = config.data
+    lines = []
+    counts = {"train": (metrics.get("train") or {}).get("documents")}
+    for split in ("dev", "test"):
+        section = metrics.get(split) or {}
+        counts[split] = section.get("documents") or (section.get("counts") or {}).get("documents")
+    if data.name is not None:
+        try:
+            spec = datasets.get_spec(data.name)
+            lines.append(f"- corpus: `{data.name}`, version: {spec.source}")
+            lines += [f"- file `{f.path}`: sha256 {f.sha256}" for f in spec.files]
+            lines.append(f"- licence: {spec.licence}")
+            lines.append(f"- split: {spec.split_note}")
+        except Exception:  # best effort
+            lines.append(f"- corpus: `{data.name}`")
+    else:
+        for split in ("train", "dev", "test"):
+            path = getattr(data, split)
+            if path:
+                digest = file_sha256(path) if Path(path).is_file() else None
+                lines.append(f"- {split}: `{path}`" + (f", sha256 {digest}" if digest else ""))
+        lines.append("- licence: as stated by the data owner")
+    used = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+    if used:
+        lines.append(f"- documents used: {used}")
+    return lines
+
+
+def _ci_line(section: dict[str, Any]) -> str:
+    ci = section.get("ci")
+    if not ci or "f1" not in ci:
+        return ""
+    f1 = ci["f1"]
+    return (f"\n\nheadline F1 {f1['value']:.4f}, {int(round(ci.get('level', 0.95) * 100))}% bootstrap interval "
+            f"[{f1['low']:.4f}, {f1['high']:.4f}] ({ci.get('resamples')} resamples of documents)")
+
+
+def calibration_lines(meta: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+    summary = metrics.get("calibration")
+    if not meta.get("calibration") and not summary:
+        lines = ["Scores are the model's raw probabilities (no calibration was fitted): do not read 0.9 as "
+                 "right nine times in ten without checking (`medtune evaluate` reports the calibration error)."]
+    else:
+        lines = [f"Scores are calibrated: {summary.get('description') if summary else meta['calibration'].get('method')}."]
+        if summary:
+            before, after = summary["dev"]["before"], summary["dev"]["after"]
+            lines.append(f"Dev split, {before['n']} {summary.get('unit', 'predictions')}: ECE {before['ece']:.4f} "
+                         f"-> {after['ece']:.4f}, Brier {before['brier']:.4f} -> {after['brier']:.4f} "
+                         "(equal-mass bins; the test figures are in `medtune evaluate`).")
+    if meta.get("abstain_below") is not None:
+        lines.append(f"Predictions scoring under {meta['abstain_below']} are marked `abstained: true` for a human "
+                     "to review.")
+    return [" ".join(lines)]
+
+
+def _weights_lines(weights_sha256: str | None) -> list[str]:
+    if weights_sha256 is None:
+        return ["`medtune card MODEL` prints this card with the sha256 of `model.safetensors`."]
+    return [f"- `model.safetensors` sha256: {weights_sha256}"]
 
 
 def _table(rows: dict[str, dict[str, Any]], columns: list[str]) -> str:
@@ -55,10 +138,12 @@ def metrics_markdown(result: dict[str, Any]) -> str:
     return head + "\n\n" + _table(result["per_label"], ["precision", "recall", "f1", "support"])
 
 
-def model_card(config: Any, meta: dict[str, Any], metrics: dict[str, Any]) -> str:
+def model_card(config: Any, meta: dict[str, Any], metrics: dict[str, Any], *,
+               weights_sha256: str | None = None) -> str:
 
     data, licence, citation = _data_provenance(config)
     train = metrics.get("train", {})
+    tc = config.training
     parts = [
         f"# medtune {meta['task']} model",
         "",
@@ -73,13 +158,80 @@ def model_card(config: Any, meta: dict[str, Any], metrics: dict[str, Any]) -> st
         "## Intended use",
         "",
         f"Research and engineering use on text like the training data: {meta['task']} with the labels above. "
-        "The resolved training configuration is in `medtune_config.yaml`, the metrics in `metrics.json`.",
+        "The resolved training configuration is in `medtune_config.yaml`, the metrics in `metrics.json`. "
+        "It assists a human reader (pre-annotation, triage, search); it does not make clinical decisions.",
+        "",
+        "## Data",
+        "",
+        *data_lines(config, metrics),
+        "",
+        "## Configuration",
+        "",
+        f"- max_length {meta.get('max_length')}, stride {meta.get('stride')}; learning rate {tc.learning_rate}, "
+        f"batch size {tc.batch_size}, epochs {tc.epochs}, seed {tc.seed}",
+        f"- calibration: {config.calibration.method if getattr(config, 'calibration', None) else 'none'}; "
+        f"abstain_below: {getattr(config, 'abstain_below', None)}",
+        "- everything else: `medtune_config.yaml`",
         "",
     ]
     for split in ("dev", "test"):
         if split in metrics:
-            parts += [f"## Metrics on the {split} split", "", metrics_markdown(metrics[split]), ""]
+            parts += [f"## Metrics on the {split} split", "", metrics_markdown(metrics[split]) + _ci_line(metrics[split]), ""]
+    parts += ["## Calibration and abstention", "", *calibration_lines(meta, metrics), ""]
+    for report in (metrics.get("subgroups") or {}).values():
+        parts += ["## Subgroups (test split)", "", groups_markdown(report), ""]
+    parts += ["## Weights", "", *_weights_lines(weights_sha256), ""]
     parts += ["## Limits", "", LIMITS, ""]
     if citation:
         parts += ["## Data citation", "", citation, ""]
+    return "\n".join(parts)
+
+
+def card_for_directory(model_dir: str | Path) -> str:
+    """The card of a model directory, rebuilt from its files, with the sha256 of its weights."""
+    model_dir = Path(model_dir)
+    meta = read_meta(model_dir)
+    try:
+        config = RunConfig.from_yaml(model_dir / "medtune_config.yaml")
+        metrics = json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelError(f"{model_dir}: medtune_config.yaml or metrics.json cannot be read ({type(err).__name__})",
+                         fix="restore the model directory, or train again") from None
+    if not isinstance(metrics, dict):
+        raise ModelError(f"{model_dir / 'metrics.json'} is not an object", fix="restore it from the trained model")
+    return model_card(config, meta, metrics, weights_sha256=file_sha256(model_dir / WEIGHTS_NAME))
+
+
+def pipeline_models(pipeline_file: str | Path) -> list[tuple[str, Path]]:
+    """(component kind, model directory) of every component of a pipeline YAML that loads a model."""
+    path = Path(pipeline_file)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        raise ModelError(f"{path} is not readable YAML", fix="give a pipeline YAML (see pipelines/)") from None
+    out = []
+    for component in raw.get("components") or [] if isinstance(raw, dict) else []:
+        if not isinstance(component, dict):
+            continue
+        models = component.get("model")
+        for model in models if isinstance(models, list) else [models] if models else []:
+            out.append((str(component.get("kind")), (path.parent / str(model)).resolve()))
+    return out
+
+
+def pipeline_card(pipeline_file: str | Path) -> str:
+    """A pipeline's card: its components and each component model's card."""
+    path = Path(pipeline_file)
+    parts = [f"# medtune pipeline `{path.name}`", "", LIMITS, ""]
+    for kind, model_dir in pipeline_models(path):
+        parts.append(f"## component {kind}: `{model_dir}`")
+        parts.append("")
+        if (model_dir / "config.json").is_file() and (model_dir / "medtune_config.yaml").is_file():
+            card = card_for_directory(model_dir)
+            parts.append("\n".join(("#" + line) if line.startswith("#") else line for line in card.splitlines()))
+        elif (model_dir / "README.md").is_file():
+            parts.append(model_dir.joinpath("README.md").read_text(encoding="utf-8", errors="replace"))
+        else:
+            parts.append("(no model card: the directory is missing or not a trained medtune model)")
+        parts.append("")
     return "\n".join(parts)

@@ -184,11 +184,12 @@ class Task(ABC):
 
     def set_calibration(self, calibration: Calibrator | None) -> None:
         """Make ``calibration`` a parameter of the finished model (training only, like thresholds)."""
-        self.calibration = calibration
         if calibration is None:
+            self.calibration = None
             self.meta.pop("calibration", None)
-        else:
+        else:  # as saved: a model applies exactly what its config.json holds
             self.meta["calibration"] = calibration.to_dict()
+            self.calibration = Calibrator.from_dict(self.meta["calibration"])
 
     def set_abstain_below(self, threshold: float | None) -> None:
         self.abstain_below = threshold

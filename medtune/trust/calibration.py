@@ -58,8 +58,8 @@ class Calibrator:
         if self.method == "temperature":
             out["temperature"] = round(self.temperature, 6)
         else:
-            out["x"] = [round(v, 6) for v in self.x]
-            out["y"] = [round(v, 6) for v in self.y]
+            out["x"] = list(self.x)  # exact: a step's two knots may be closer than any rounding
+            out["y"] = [round(v, 9) for v in self.y]
         return out
 
     @classmethod

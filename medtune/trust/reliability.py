@@ -25,8 +25,12 @@ def equal_mass_bins(scores: np.ndarray, correct: np.ndarray, bins: int = DEFAULT
     if not len(scores):
         return []
     order = np.argsort(scores, kind="stable")
+    ranked = scores[order]
+    # bin by rank; equal scores share the bin of the first of them (a tie is never split)
+    which = np.searchsorted(ranked, ranked, side="left") * min(bins, len(scores)) // len(scores)
     out = []
-    for part in np.array_split(order, min(bins, len(scores))):
+    for k in np.unique(which):
+        part = order[which == k]
         out.append({"confidence": float(scores[part].mean()), "accuracy": float(correct[part].mean()),
                     "count": int(len(part)), "low": float(scores[part].min()), "high": float(scores[part].max())})
     return out

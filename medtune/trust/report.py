@@ -46,6 +46,22 @@ def raw_predictions(task: Any, model: Any, docs: list[Document], *, batch_size: 
     return list(plain.predict(model, docs, batch_size=batch_size, device=device, bf16=bf16))
 
 
+def calibrate_task(task: Any, dev: list[Document], raw: list[Document], method: str) -> dict[str, Any]:
+    """Fit ``method`` on the raw dev predictions, make it the task's calibration, and summarise it
+    (what ``metrics.json["calibration"]`` holds: dev ECE, MCE, Brier before and after)."""
+    items = task.scored_items(dev, raw)
+    if items is None:
+        raise ConfigError(f"the {task.name} task has no scores to calibrate", fix="drop the calibration section")
+    calibrator = fit_calibrator(items.score, items.correct, method)
+    task.set_calibration(calibrator)
+    summary = {"method": calibrator.method, "description": calibrator.describe(), "unit": items.unit,
+               "dev": {"before": _errors(items, DEFAULT_BINS),
+                       "after": _errors(items.with_scores(calibrator(items.score)), DEFAULT_BINS)}}
+    logger.info("calibration: %s; dev ECE %.4f -> %.4f", calibrator.describe(), summary["dev"]["before"]["ece"],
+                summary["dev"]["after"]["ece"])
+    return summary
+
+
 def fit_after_training(task: Any, model: Any, docs: dict[str, list[Document]], config: Any, *, batch_size: int,
                        device: Any, bf16: bool) -> dict[str, Any]:
     """Fit ``config.calibration`` on the dev split and set ``config.abstain_below`` as parameters of
@@ -58,17 +74,7 @@ def fit_after_training(task: Any, model: Any, docs: dict[str, list[Document]], c
             raise ConfigError("calibration is fitted on the dev split, and this run has none",
                               fix="give data.dev (or a corpus with a dev split), or drop the calibration section")
         raw = raw_predictions(task, model, docs["dev"], batch_size=batch_size, device=device, bf16=bf16)
-        items = task.scored_items(docs["dev"], raw)
-        if items is None:
-            raise ConfigError(f"the {task.name} task has no scores to calibrate", fix="drop the calibration section")
-        calibrator = fit_calibrator(items.score, items.correct, settings.method)
-        task.set_calibration(calibrator)
-        out["calibration"] = {"method": calibrator.method, "description": calibrator.describe(),
-                              "unit": items.unit,
-                              "dev": {"before": _errors(items, DEFAULT_BINS),
-                                      "after": _errors(items.with_scores(calibrator(items.score)), DEFAULT_BINS)}}
-        logger.info("calibration: %s; dev ECE %.4f -> %.4f", calibrator.describe(),
-                    out["calibration"]["dev"]["before"]["ece"], out["calibration"]["dev"]["after"]["ece"])
+        out["calibration"] = calibrate_task(task, docs["dev"], raw, settings.method)
     threshold = getattr(config, "abstain_below", None)
     if threshold is not None:
         task.set_abstain_below(threshold)

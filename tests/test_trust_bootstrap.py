@@ -1,0 +1,77 @@
+"""Bootstrap intervals over documents, the paired test and subgroup reports (synthetic counts)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medtune.document import Document
+from medtune.errors import ConfigError
+from medtune.trust.bootstrap import bootstrap_counts, bootstrap_statistic, paired_bootstrap, prf
+from medtune.trust.groups import group_report, group_values, length_buckets
+
+
+def doc_counts(n: int, seed: int = 0, p_right: float = 0.8) -> np.ndarray:
+    """Per-document (tp, fp, fn) of a system that finds each of about 10 gold items with p_right."""
+    rng = np.random.default_rng(seed)
+    gold = rng.integers(5, 15, n)
+    tp = rng.binomial(gold, p_right)
+    fp = rng.binomial(gold, 1 - p_right)
+    return np.stack([tp, fp, gold - tp], axis=1)
+
+
+def test_interval_contains_the_point_estimate_and_narrows_with_more_documents():
+    small = bootstrap_counts(doc_counts(30), seed=1)
+    large = bootstrap_counts(doc_counts(1000), seed=1)
+    for result in (small, large):
+        for figure in ("f1", "precision", "recall"):
+            assert result[figure]["low"] <= result[figure]["value"] <= result[figure]["high"]
+    width = {k: r["f1"]["high"] - r["f1"]["low"] for k, r in (("small", small), ("large", large))}
+    assert width["large"] < width["small"] / 3
+    assert small["f1"]["value"] == pytest.approx(float(prf(doc_counts(30).sum(axis=0))["f1"]))
+
+
+def test_the_bootstrap_is_seeded():
+    counts = doc_counts(50)
+    assert bootstrap_counts(counts, seed=7) == bootstrap_counts(counts, seed=7)
+    assert bootstrap_counts(counts, seed=7) != bootstrap_counts(counts, seed=8)
+    stat = bootstrap_statistic(50, lambda idx: float(counts[idx, 0].sum()), n_resamples=200, seed=3)
+    assert stat["low"] <= stat["value"] <= stat["high"]
+    with pytest.raises(ConfigError, match="resamples"):
+        bootstrap_counts(counts, n_resamples=5)
+
+
+def test_paired_bootstrap_tells_a_real_difference_from_none():
+    a, b = doc_counts(400, seed=1, p_right=0.85), doc_counts(400, seed=1, p_right=0.75)
+    better = paired_bootstrap(a, b, seed=0)
+    assert better["difference"] > 0.05 and better["p_value"] < 0.01
+    assert better["low"] <= better["difference"] <= better["high"] and better["low"] > 0
+    same = paired_bootstrap(a, a)
+    assert same["difference"] == 0 and same["p_value"] == 1.0
+    with pytest.raises(ConfigError, match="documents"):
+        paired_bootstrap(a, a[:10])
+
+
+def test_group_metrics_add_up_to_the_overall_counts():
+    counts = doc_counts(120)
+    values = ["bioscope"] * 70 + ["chia"] * 40 + ["negex"] * 10
+    report = group_report(values, counts, field="source", n_resamples=100)
+    total = np.sum([[g["tp"], g["fp"], g["fn"]] for g in report["groups"].values()], axis=0)
+    assert total.tolist() == counts.sum(axis=0).tolist()
+    assert [report["overall"][k] for k in ("tp", "fp", "fn")] == counts.sum(axis=0).tolist()
+    assert sum(g["documents"] for g in report["groups"].values()) == 120
+    assert report["groups"]["negex"]["small"] and not report["groups"]["chia"]["small"]
+    assert len(report["warnings"]) == 1 and "negex" in report["warnings"][0]
+    gap = report["largest_gap"]
+    assert {gap["highest"], gap["lowest"]} == {"bioscope", "chia"}  # the small group is not judged
+    for g in report["groups"].values():
+        assert g["ci"]["f1"]["low"] <= g["f1"] <= g["ci"]["f1"]["high"]
+
+
+def test_group_values_from_metadata_and_length():
+    docs = [Document(id=str(i), text="x" * (10 * (i + 1)), metadata={"note": {"type": "discharge"}} if i % 2 else {})
+            for i in range(8)]
+    assert group_values(docs, "note.type") == ["(missing)", "discharge"] * 4
+    buckets = group_values(docs, "length")
+    assert buckets == length_buckets(docs) and len(set(buckets)) == 4
+    assert buckets[0].startswith("chars 10-") and buckets[-1].endswith("-80")

@@ -149,3 +149,26 @@ def test_evaluate_with_trust_options_compare_and_calibrate(tiny_ner_model, tmp_p
     assert result.exit_code == 0 and "p = 1.0000" in result.output
     result = run("evaluate", tiny_ner_model, "--data", tmp_path / "gold.jsonl", "--abstain-below", "1.5")
     assert result.exit_code != 0 and "between 0 and 1" in result.output
+
+
+def test_pipeline_assertion_grouped_by_source(tmp_path):
+    pipeline = tmp_path / "rules.yaml"
+    pipeline.write_text("name: rules\ncomponents:\n  - kind: assertion\n    backend: rules\n")
+    docs = []
+    for i in range(6):
+        negated = i % 2 == 0
+        text = "No fever today." if negated else "She has fever today."
+        doc = Document(id=f"s{i}", text=text, metadata={"source": "bioscope" if i < 4 else "chia"})
+        start = text.index("fever")
+        doc.add_span(start, start + 5, "Problem", attributes={"gold": {"negated": negated, "uncertain": False}})
+        docs.append(doc)
+    write_jsonl(docs, tmp_path / "gold.jsonl")
+    out = tmp_path / "m.json"
+    result = run("evaluate", pipeline, "--data", tmp_path / "gold.jsonl", "--group-by", "source", "--ci",
+                 "--resamples", "100", "--output", out)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(out.read_text())
+    groups = metrics["groups"]["source"]["groups"]
+    assert {k: g["documents"] for k, g in groups.items()} == {"bioscope": 4, "chia": 2}
+    assert sum(g["tp"] for g in groups.values()) == 3 and metrics["f1"] == 1.0
+    assert "fever" not in out.read_text()

@@ -129,9 +129,13 @@ def evaluate(
                                   fix="convert the gold file to JSONL first, or evaluate the model directories")
             extra["options"] = options
         result = evaluate_pipeline(model_dir, data, split=split, format=format, output=output,
-                                   batch_size=batch_size, errors=errors, **extra)
+                                   batch_size=batch_size, errors=errors, ci=ci, resamples=resamples, seed=seed,
+                                   group_by=list(group_by or []), **extra)
         summary = {k: v for k, v in result.items() if not isinstance(v, (dict, list))}
         typer.echo(json.dumps(summary, indent=2))
+        trust = trust_markdown({k: result[k] for k in ("ci", "groups") if k in result})
+        if trust:
+            typer.echo("\n" + trust)
         for e in result.get("errors", []):
             typer.echo(json.dumps(e, ensure_ascii=False))
         if output:

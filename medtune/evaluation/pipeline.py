@@ -16,18 +16,24 @@ What is measured depends on the data's task:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from medtune import datasets
 from medtune.assertion.metrics import assertion_report
 from medtune.data import resolve_documents
 from medtune.document import Document
 from medtune.errors import ConfigError
-from medtune.evaluation.metrics import id_relation_metrics, relation_errors, relation_metrics, span_metrics
+from medtune.evaluation.metrics import (id_relation_metrics, relation_errors, relation_metrics, span_counts,
+                                        span_metrics)
 from medtune.fileutils import atomic_write
 from medtune.linking.evaluate import linking_report
 from medtune.pipeline import Pipeline
+from medtune.trust.bootstrap import DEFAULT_RESAMPLES, bootstrap_counts
+from medtune.trust.groups import group_report, group_values
 
 
 def _task_of(data: str, docs: list[Document]) -> str:
@@ -48,7 +54,11 @@ def _bare(doc: Document) -> Document:
 
 
 def evaluate_pipeline(pipeline_path: str | Path, data: str, *, split: str = "test", format: str | None = None,
-                      output: str | Path | None = None, batch_size: int = 32, errors: int = 0) -> dict[str, Any]:
+                      output: str | Path | None = None, batch_size: int = 32, errors: int = 0,
+                      ci: bool = False, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                      group_by: list[str] | None = None) -> dict[str, Any]:
+    """``ci`` and ``group_by`` (bootstrap intervals over documents, metrics per metadata value) are
+    available for NER and assertion data, whose headline F1 sums per-document counts."""
 
     pipe = Pipeline.from_yaml(pipeline_path)
     gold, source = resolve_documents(data, split, format)
@@ -64,6 +74,17 @@ def evaluate_pipeline(pipeline_path: str | Path, data: str, *, split: str = "tes
     else:
         raise ConfigError(f"a pipeline cannot be evaluated on {task} data ('{data}')",
                           fix="evaluate the classification model itself with `medtune evaluate MODEL_DIR`")
+    counts = result.pop("_counts", None)
+    if (ci or group_by) and counts is None:
+        raise ConfigError(f"--ci and --group-by are not available for a pipeline on {task} data",
+                          fix="use them on NER or assertion data, or evaluate the models themselves")
+    if ci:
+        result["ci"] = {**bootstrap_counts(counts, n_resamples=resamples, seed=seed), "resamples": resamples,
+                        "seed": seed, "level": 0.95, "unit": "documents"}
+        result["per_document"] = {"ids": [g.id for g in gold], "counts": counts.tolist(), "columns": ["tp", "fp", "fn"]}
+    for field in group_by or []:
+        result.setdefault("groups", {})[field] = group_report(group_values(gold, field), counts, field=field,
+                                                              ci=ci, n_resamples=resamples, seed=seed)
     headline = {k: result.pop(k) for k in ("f1", "accuracy", "ceiling") if k in result}
     result = {**headline, **result, "pipeline": str(pipeline_path), "data": source, "task": task}
     if output is not None:
@@ -116,7 +137,8 @@ def _ner(pipe: Any, gold: list[Document], batch_size: int) -> dict[str, Any]:
     pred = list(pipe.pipe([_bare(d) for d in gold], batch_size=batch_size,
                           skip=("assertion", "linking", "relation")))
     labels = sorted({s.label for d in gold for s in d.spans})
-    return span_metrics(gold, [_only(p, labels) for p in pred], labels)
+    pred = [_only(p, labels) for p in pred]
+    return {**span_metrics(gold, pred, labels), "_counts": span_counts(gold, pred)}
 
 
 def _linking(pipe: Any, gold: list[Document]) -> dict[str, Any]:
@@ -155,10 +177,17 @@ def _assertion(pipe: Any, gold: list[Document], batch_size: int) -> dict[str, An
             if "gold" in gs.attributes:
                 ps.attributes["gold"] = gs.attributes["gold"]
     report = assertion_report(docs)
+    counts = np.zeros((len(docs), 3), dtype=np.int64)  # per document (tp, fp, fn) of the negated class
+    for d, doc in enumerate(docs):
+        for span in doc.spans:
+            gold_values = span.attributes.get("gold")
+            if isinstance(gold_values, Mapping) and "negated" in gold_values:
+                g, p = bool(gold_values["negated"]), bool(span.attributes.get("negated", False))
+                counts[d] += (g and p, p and not g, g and not p)
     out: dict[str, Any] = {"f1": report["negated"]["f1"], "headline": "F1 of the negated class",
                            "precision": report["negated"]["precision"], "recall": report["negated"]["recall"]}
     for axis in ("temporality", "experiencer", "uncertain"):
         if axis in report and "accuracy" in report[axis]:
             out[f"{axis}_accuracy"] = report[axis]["accuracy"]
     out["backend"] = comp.config.backend or "rules"
-    return {**out, **report}
+    return {**out, **report, "_counts": counts}

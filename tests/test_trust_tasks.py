@@ -108,6 +108,7 @@ def test_trained_calibration_abstention_and_card(tiny_model_dir, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["subgroups"]["site"]["groups"]) == {"a", "b"}
     assert "ece" in metrics["calibration"]["dev"]["after"]
+    assert metrics["test_ci"]["f1"]["low"] <= metrics["test"]["f1"] <= metrics["test_ci"]["f1"]["high"]
 
     preds = tmp_path / "p.jsonl"
     assert run("predict", out, tmp_path / "test.jsonl", "--output", preds).exit_code == 0
@@ -118,7 +119,8 @@ def test_trained_calibration_abstention_and_card(tiny_model_dir, tmp_path):
 
     result = run("card", out)
     assert result.exit_code == 0, result.output
-    for needle in ("sha256", "isotonic", "## Subgroups", "abstained", "does not replace clinical judgement"):
+    for needle in ("sha256", "isotonic", "## Subgroups", "abstained", "does not replace clinical judgement",
+                   "bootstrap interval"):
         assert needle in result.output
     assert "fever cough" not in result.output  # no note text
 

@@ -176,7 +176,9 @@ def model_card(config: Any, meta: dict[str, Any], metrics: dict[str, Any], *,
     ]
     for split in ("dev", "test"):
         if split in metrics:
-            parts += [f"## Metrics on the {split} split", "", metrics_markdown(metrics[split]) + _ci_line(metrics[split]), ""]
+            section = metrics[split] if "ci" in metrics[split] or split != "test" else {
+                **metrics[split], "ci": metrics.get("test_ci")}
+            parts += [f"## Metrics on the {split} split", "", metrics_markdown(metrics[split]) + _ci_line(section), ""]
     parts += ["## Calibration and abstention", "", *calibration_lines(meta, metrics), ""]
     for report in (metrics.get("subgroups") or {}).values():
         parts += ["## Subgroups (test split)", "", groups_markdown(report), ""]

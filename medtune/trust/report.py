@@ -79,15 +79,19 @@ def fit_after_training(task: Any, model: Any, docs: dict[str, list[Document]], c
     if threshold is not None:
         task.set_abstain_below(threshold)
     fields = list(getattr(config, "subgroups", None) or [])
-    if fields and docs.get("test"):
+    if (fields or settings is not None) and docs.get("test"):  # the card's test interval (and groups)
         test = docs["test"]
         pred = list(task.predict(model, test, batch_size=batch_size, device=device, bf16=bf16))
         counts = task.headline_counts(test, pred, **config.eval.model_dump())
-        if counts is None:
+        if counts is None and fields:
             raise ConfigError(f"subgroups: the {task.name} task's headline is not an F1 of counts",
                               fix="drop subgroups, or set eval.positive_label")
-        out["subgroups"] = {field: group_report(group_values(test, field), counts, field=field,
-                                                n_resamples=DEFAULT_RESAMPLES) for field in fields}
+        if counts is not None:
+            out["test_ci"] = {**bootstrap_counts(counts, n_resamples=DEFAULT_RESAMPLES), "resamples": DEFAULT_RESAMPLES,
+                              "seed": 0, "level": 0.95, "unit": "documents"}
+        if fields:
+            out["subgroups"] = {field: group_report(group_values(test, field), counts, field=field,
+                                                    n_resamples=DEFAULT_RESAMPLES) for field in fields}
     return out
 
 

@@ -346,4 +346,6 @@ def app_from_environment() -> FastAPI:
     """The app of one worker process of ``medtune serve --workers N`` (uvicorn's factory)."""
     spec = json.loads(os.environ[SPEC_ENV])
     targets = [TargetSpec(name, Path(path), kind) for name, path, kind in spec["targets"]]
-    return create_app(targets, ServeSettings.from_dict(spec["settings"]), token=load_token(spec.get("token_file")))
+    # each process loads before it accepts connections: no process answers 503 while another is ready
+    return create_app(targets, ServeSettings.from_dict(spec["settings"]), token=load_token(spec.get("token_file")),
+                      background_load=False)

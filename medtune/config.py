@@ -107,9 +107,10 @@ class EvalConfig(_Strict):
 class CalibrationConfig(_Strict):
     """Post-hoc calibration of the model's scores, fitted on the dev split after training."""
 
-    method: Literal["temperature", "isotonic"] = Field(
-        "temperature", description="temperature scaling (one parameter; never reorders scores) or isotonic "
-        "regression (a monotone step function; needs more dev predictions)")
+    method: Literal["temperature", "platt", "isotonic"] = Field(
+        "temperature", description="temperature scaling (one parameter; never reorders scores), platt (slope "
+        "and bias on the log-odds; also shifts scores that are too high everywhere) or isotonic regression "
+        "(a monotone step function; needs more dev predictions)")
 
 
 class RunConfig(_Strict):

@@ -19,7 +19,7 @@ def over_confident(n: int, seed: int = 0, sharpness: float = 3.0) -> tuple[np.nd
     return scores, rng.uniform(size=n) < truth
 
 
-@pytest.mark.parametrize("method", ["temperature", "isotonic"])
+@pytest.mark.parametrize("method", ["temperature", "platt", "isotonic"])
 def test_calibration_lowers_ece_of_over_confident_scores(method):
     dev_scores, dev_right = over_confident(4000, seed=1)
     test_scores, test_right = over_confident(4000, seed=2)
@@ -34,17 +34,18 @@ def test_calibration_lowers_ece_of_over_confident_scores(method):
         assert np.array_equal(np.argsort(test_scores, kind="stable"), np.argsort(calibrator(test_scores), kind="stable"))
 
 
-@pytest.mark.parametrize("method", ["temperature", "isotonic"])
+@pytest.mark.parametrize("method", ["temperature", "platt", "isotonic"])
 def test_calibrator_round_trips_through_the_model_meta(method):
     scores, right = over_confident(500)
     calibrator = fit_calibrator(scores, right, method)
     again = Calibrator.from_dict(calibrator.to_dict())
     assert np.allclose(again(scores), calibrator(scores), atol=1e-5)
-    assert again.fitted_on == 500 and method in again.describe().split()[0]
+    assert again.fitted_on == 500 and method in again.describe().lower().split()[0]
 
 
-@pytest.mark.parametrize("bad", [None, {"method": "platt"}, {"method": "temperature", "temperature": -1},
-                                 {"method": "temperature"}, {"method": "isotonic", "x": [0.2, 0.1], "y": [0, 1]},
+@pytest.mark.parametrize("bad", [None, {"method": "beta"}, {"method": "temperature", "temperature": -1},
+                                 {"method": "temperature"}, {"method": "platt", "slope": -1, "bias": 0},
+                                 {"method": "isotonic", "x": [0.2, 0.1], "y": [0, 1]},
                                  {"method": "isotonic", "x": [0.1], "y": []}])
 def test_an_invalid_saved_calibration_is_a_model_error(bad):
     with pytest.raises(ModelError, match="calibration"):
@@ -55,7 +56,7 @@ def test_fitting_needs_right_and_wrong_predictions():
     with pytest.raises(ConfigError, match="right and wrong"):
         fit_calibrator([0.9, 0.8, 0.7], [True, True, True])
     with pytest.raises(ConfigError, match="unknown calibration method"):
-        fit_calibrator([0.9, 0.2], [True, False], "platt")
+        fit_calibrator([0.9, 0.2], [True, False], "beta")
 
 
 def test_equal_mass_bins_mce_and_brier():

@@ -100,7 +100,7 @@ def _read_json(path: Path) -> dict:
 @app.command()
 def calibrate(
     model: Path = typer.Argument(..., help="model directory written by `medtune train`"),
-    method: str = typer.Option("temperature", "--method", help="temperature or isotonic"),
+    method: str = typer.Option("temperature", "--method", help="temperature, platt or isotonic"),
     data: Optional[str] = typer.Option(None, "--data", help="named corpus or file (default: the model's own data)"),
     split: str = typer.Option("dev", "--split", help="dev (or train); never test"),
     format: Optional[str] = typer.Option(None, "--format", help="file format when --data is a file"),

@@ -8,7 +8,7 @@ add up to the overall counts. Group names are metadata values: they are shown, n
 
 from __future__ import annotations
 
-import logging
+import re
 from typing import Any
 
 import numpy as np
@@ -16,12 +16,15 @@ import numpy as np
 from medtune.document import Document
 from medtune.trust.bootstrap import DEFAULT_RESAMPLES, bootstrap_counts, prf
 
-logger = logging.getLogger(__name__)
-
 MIN_DOCUMENTS = 30
 MISSING = "(missing)"
 LENGTH = "length"
 MAX_NAME = 60
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort ``chars 514-1051`` before ``chars 1051-1310``: numbers by value."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
 
 
 def _name(value: Any) -> str:
@@ -60,13 +63,14 @@ def group_report(values: list[str], counts: np.ndarray, *, field: str, min_docum
                  ci: bool = True, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
                  level: float = 0.95) -> dict[str, Any]:
     """Per-group counts and figures of per-document ``counts`` (tp, fp, fn), the largest F1 gap
-    between groups of at least ``min_documents`` documents, and warnings for smaller groups."""
+    between groups of at least ``min_documents`` documents (between all groups, marked
+    ``small_groups_included``, when fewer than two are that large), and warnings for smaller groups."""
     counts = np.asarray(counts, dtype=np.int64).reshape(-1, 3)
     if len(values) != len(counts):
         raise ValueError(f"{len(values)} group values for {len(counts)} documents")
     groups: dict[str, Any] = {}
     warnings = []
-    for name in sorted(set(values)):
+    for name in sorted(set(values), key=natural_key):
         rows = np.array([v == name for v in values])
         c = counts[rows]
         total = c.sum(axis=0)
@@ -81,13 +85,15 @@ def group_report(values: list[str], counts: np.ndarray, *, field: str, min_docum
                             f"{min_documents}): too small to judge")
         groups[name] = entry
     judged = {k: v for k, v in groups.items() if not v["small"]}
+    with_small = len(judged) < 2  # too few groups large enough: the gap among all, marked as such
+    if with_small:
+        judged = groups
     gap = None
     if len(judged) >= 2:
         best = max(judged, key=lambda k: judged[k]["f1"])
         worst = min(judged, key=lambda k: judged[k]["f1"])
-        gap = {"metric": "f1", "value": judged[best]["f1"] - judged[worst]["f1"], "highest": best, "lowest": worst}
-    for w in warnings:
-        logger.warning("%s", w)
+        gap = {"metric": "f1", "value": judged[best]["f1"] - judged[worst]["f1"], "highest": best, "lowest": worst,
+               "small_groups_included": with_small}
     overall = counts.sum(axis=0)
     return {"field": field, "groups": groups, "largest_gap": gap, "warnings": warnings,
             "min_documents": min_documents,

@@ -239,7 +239,8 @@ def groups_markdown(report: dict[str, Any]) -> str:
                      f"{g['fn']} | {g['precision']:.4f} | {g['recall']:.4f} | {f1} |")
     gap = report.get("largest_gap")
     if gap:
-        lines += ["", f"largest F1 gap: {gap['value']:.4f} ({gap['highest']} vs {gap['lowest']})"]
+        lines += ["", f"largest F1 gap: {gap['value']:.4f} ({gap['highest']} vs {gap['lowest']})"
+                  + (", among groups too small to judge" if gap.get("small_groups_included") else "")]
     for w in report.get("warnings", []):
         lines.append(f"warning: {w}")
     return "\n".join(lines)

@@ -224,7 +224,10 @@ def pipeline_models(pipeline_file: str | Path) -> list[tuple[str, Path]]:
 def pipeline_card(pipeline_file: str | Path) -> str:
     """A pipeline's card: its components and each component model's card."""
     path = Path(pipeline_file)
-    parts = [f"# medtune pipeline `{path.name}`", "", LIMITS, ""]
+    parts = [f"# medtune pipeline `{path.name}`", "",
+             "This pipeline assists, it does not replace clinical judgement. Each model below inherits the "
+             "biases and domain of its training data; validate the whole pipeline on your own data before any "
+             "use that touches patient care, and keep a human in the loop.", ""]
     for kind, model_dir in pipeline_models(path):
         parts.append(f"## component {kind}: `{model_dir}`")
         parts.append("")

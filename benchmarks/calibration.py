@@ -37,9 +37,9 @@ from medtune.trust.reliability import calibration_errors, reliability_diagram  #
 from medtune.trust.report import raw_predictions  # noqa: E402
 
 
-def items_of(nlp, docs, batch_size):
+def items_of(nlp, docs, batch_size, eval_options):
     raw = raw_predictions(nlp.task, nlp.model, docs, batch_size=batch_size, device=nlp.device, bf16=nlp.bf16)
-    f1 = nlp.task.metrics(docs, raw)["f1"]
+    f1 = nlp.task.metrics(docs, raw, **eval_options)["f1"]
     return nlp.task.scored_items(docs, raw), f1
 
 
@@ -78,7 +78,8 @@ def main() -> None:
     nlp = medtune.load(args.model, mode="fp32", batch_size=args.batch_size)
     config = RunConfig.from_yaml(Path(args.model) / "medtune_config.yaml")
     dev, test = load_split(config.data, "dev"), load_split(config.data, "test")
-    dev_items, _ = items_of(nlp, dev, args.batch_size)
+    eval_options = config.eval.model_dump()  # the headline the model reports (e.g. F1 of ADE)
+    dev_items, _ = items_of(nlp, dev, args.batch_size, eval_options)
     method, cv = choose_method(dev_items, len(dev))
     calibrator = fit_calibrator(dev_items.score, dev_items.correct, method)
     result = {"model": args.model, "task": nlp.task.name, "unit": dev_items.unit, "chosen_on_dev": cv,
@@ -86,7 +87,7 @@ def main() -> None:
               "cpu": cpu_name(), "date": dt.date.today().isoformat(), "splits": {}}
     sets = [("test", test)] + [(f"{name}:test", load_corpus(name, "test")) for name in args.shift]
     for name, docs in sets:
-        items, f1 = items_of(nlp, docs, args.batch_size)
+        items, f1 = items_of(nlp, docs, args.batch_size, eval_options)
         before, _ = with_ci(items, len(docs))
         after, _ = with_ci(items, len(docs), calibrator)
         result["splits"][name] = {"documents": len(docs), "predictions": len(items), "f1": f1,

@@ -174,3 +174,23 @@ def test_pipeline_assertion_grouped_by_source(tmp_path):
     assert {k: g["documents"] for k, g in groups.items()} == {"bioscope": 4, "chia": 2}
     assert sum(g["tp"] for g in groups.values()) == 3 and metrics["f1"] == 1.0
     assert "fever" not in out.read_text()
+
+
+def test_calibrate_an_existing_model(tiny_ner_model, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_ner_model, model)
+    dev = ner_docs(6, repeat=2, prefix="v")
+    for doc in dev[::2]:
+        for span in doc.spans[::2]:
+            span.label = "Gene" if span.label == "Disease" else "Disease"
+    write_jsonl(dev, tmp_path / "dev.jsonl")
+    result = run("calibrate", model, "--data", tmp_path / "dev.jsonl", "--method", "platt", "--abstain-below", "0.3")
+    assert result.exit_code == 0, result.output
+    meta = json.loads((model / "config.json").read_text())["medtune"]
+    assert meta["calibration"]["method"] == "platt" and meta["abstain_below"] == 0.3
+    assert "Platt scaling" in (model / "README.md").read_text()
+    assert medtune.load(model, mode="fp32").task.calibration.method == "platt"
+    result = run("calibrate", model, "--split", "test")
+    assert result.exit_code != 0 and "leaks" in result.output

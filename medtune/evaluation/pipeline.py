@@ -26,9 +26,14 @@ from medtune import datasets
 from medtune.assertion.metrics import assertion_report
 from medtune.data import resolve_documents
 from medtune.document import Document
-from medtune.errors import ConfigError
-from medtune.evaluation.metrics import (id_relation_metrics, relation_errors, relation_metrics, span_counts,
-                                        span_metrics)
+from medtune.errors import ConfigError, DatasetNotFoundError
+from medtune.evaluation.metrics import (
+    id_relation_metrics,
+    relation_errors,
+    relation_metrics,
+    span_counts,
+    span_metrics,
+)
 from medtune.fileutils import atomic_write
 from medtune.linking.evaluate import linking_report
 from medtune.pipeline import Pipeline
@@ -40,7 +45,7 @@ def _task_of(data: str, docs: list[Document]) -> str:
 
     try:
         return datasets.get_spec(data).task
-    except Exception:  # a file: guess from its annotations
+    except DatasetNotFoundError:  # not a corpus name but a file: the task its annotations hold
         if any(d.relations or d.metadata.get("id_relations") for d in docs):
             return "relation"
         if any("assertion" in s.attributes or "gold" in s.attributes for d in docs for s in d.spans):

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from medtune.document import Document, Relation, Span
 from medtune.errors import DataFormatError, describe
 
 MAX_DIGITS = 64
@@ -209,3 +210,18 @@ def check_tokens(tokens: Any, n_text: int, present: bool) -> None:
             raise _error(f"token {k} [{start}, {end}) is empty, overlaps or precedes the previous token, "
                          f"or leaves the text of length {n_text}", f"metadata.tokens[{k}]", E_TOKENS, fix)
         prev_end = end
+
+
+def to_document(model: "DocumentModel") -> Document:
+    """The :class:`Document` a validated ``DocumentModel`` describes (fresh lists and dicts; not yet
+    checked for offsets: call ``validate``)."""
+    return Document(
+        id=model.id, text=model.text, text_pair=model.text_pair, labels=list(model.labels),
+        label_scores=dict(model.label_scores), metadata=dict(model.metadata),
+        spans=[Span(start=s.start, end=s.end, label=s.label, text=s.text, score=s.score, ids=list(s.ids),
+                    attributes=dict(s.attributes), id=s.id,
+                    fragments=[(a, b) for a, b in s.fragments] if s.fragments is not None else None)
+               for s in model.spans],
+        relations=[Relation(label=r.label, head=r.head, tail=r.tail, score=r.score, id=r.id,
+                            attributes=dict(r.attributes)) for r in model.relations],
+    )

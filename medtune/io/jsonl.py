@@ -12,11 +12,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Iterable, Iterator
 
-from medtune.document import Document, Relation, Span
+from medtune.document import Document
 from medtune.errors import DataFormatError
 from medtune.fileutils import atomic_write
 from medtune.io._common import iter_lines_universal
-from medtune.io._jsonl_schema import check_tokens, parse_document
+from medtune.io._jsonl_schema import check_tokens, parse_document, to_document
 
 __all__ = ["read_jsonl", "write_jsonl", "JsonlWriter"]
 
@@ -43,16 +43,7 @@ def parse_line(line: str, path: Path, number: int) -> Document:
         data = parse_document(line)
     except DataFormatError as err:
         raise err.located(path=path, line=number) from None
-    doc = Document(
-        id=data.id, text=data.text, text_pair=data.text_pair, labels=list(data.labels),
-        label_scores=dict(data.label_scores), metadata=dict(data.metadata),
-        spans=[Span(start=s.start, end=s.end, label=s.label, text=s.text, score=s.score, ids=list(s.ids),
-                    attributes=dict(s.attributes), id=s.id,
-                    fragments=[(a, b) for a, b in s.fragments] if s.fragments is not None else None)
-               for s in data.spans],
-        relations=[Relation(label=r.label, head=r.head, tail=r.tail, score=r.score, id=r.id,
-                            attributes=dict(r.attributes)) for r in data.relations],
-    )
+    doc = to_document(data)
     try:
         check_tokens(doc.metadata.get("tokens", None), len(doc.text), "tokens" in doc.metadata)
         return doc.validate(source=str(path), name="the document")

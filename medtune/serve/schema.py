@@ -17,9 +17,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from medtune.document import Document, Relation, Span
+from medtune.document import Document
 from medtune.errors import DataFormatError, describe
-from medtune.io._jsonl_schema import DocumentModel, _DuplicateKeys, _loads, _walk, check_tokens, field_path
+from medtune.io._jsonl_schema import (
+    DocumentModel,
+    _DuplicateKeys,
+    _loads,
+    _walk,
+    check_tokens,
+    field_path,
+    to_document,
+)
 from medtune.serve.errors import ServiceError
 from medtune.serve.security import ServeSettings
 
@@ -70,16 +78,7 @@ def _invalid(message: str, field: str | None = None) -> ServiceError:
 
 
 def _document(model: DocumentModel, index: int) -> Document:
-    doc = Document(
-        id=model.id, text=model.text, text_pair=model.text_pair, labels=list(model.labels),
-        label_scores=dict(model.label_scores), metadata=dict(model.metadata),
-        spans=[Span(start=s.start, end=s.end, label=s.label, text=s.text, score=s.score, ids=list(s.ids),
-                    attributes=dict(s.attributes), id=s.id,
-                    fragments=[(a, b) for a, b in s.fragments] if s.fragments is not None else None)
-               for s in model.spans],
-        relations=[Relation(label=r.label, head=r.head, tail=r.tail, score=r.score, id=r.id,
-                            attributes=dict(r.attributes)) for r in model.relations],
-    )
+    doc = to_document(model)
     try:
         check_tokens(doc.metadata.get("tokens"), len(doc.text), "tokens" in doc.metadata)
         return doc.validate(name=f"documents[{index}]")

@@ -221,3 +221,24 @@ def test_helpers_describe_never_show() -> None:
     assert quote_ref("T12") == "'T12'" and quote_ref(PLANT) == "<a string of 20 characters, not shown>"
     assert name_document("line 3", "20722491") == "document line 3 (id '20722491')"
     assert name_document("line 3", PLANT) == "document line 3"
+
+
+def test_task_checks_do_not_quote_labels_or_values_from_the_data(tiny_tokenizer):
+    """A task's document checks quote an id or label only when it is id-shaped: a label cell or an
+    attribute value holding note text is described, not shown."""
+    from medtune.document import Document
+    from medtune.tasks import AssertionTask, ClassificationTask
+
+    planted = "ZZPATIENT SMITH 4711"
+    cls = ClassificationTask({"task": "classification", "labels": ["pos", "neg"], "multi_label": False,
+                              "max_length": 32, "stride": 8}, tiny_tokenizer)
+    with pytest.raises(MedtuneError) as info:
+        cls.check_documents([Document(id=planted, text="a note", labels=[planted])], source="x.csv", training=True)
+    assert planted not in str(info.value) and "ZZPATIENT" not in str(info.value)
+    asr = AssertionTask({"task": "assertion", "labels": ["present", "negated"], "attribute": "assertion",
+                         "max_length": 32}, tiny_tokenizer)
+    doc = Document(id="d1", text="no fever")
+    doc.add_span(3, 8, "Problem", attributes={"assertion": planted})
+    with pytest.raises(MedtuneError) as info:
+        asr.check_documents([doc], source="x.jsonl", training=True)
+    assert "ZZPATIENT" not in str(info.value) and "'d1'" in str(info.value)

@@ -18,7 +18,7 @@ from pydantic import Field
 from torch import nn
 
 from medtune.document import Document, Span
-from medtune.errors import DataFormatError
+from medtune.errors import DataFormatError, quote_id
 from medtune.evaluation.metrics import _pair_docs, _prf_table
 from medtune.models.heads import MarkedSpanModel
 from medtune.sentences import sentence_index, sentences_of
@@ -87,7 +87,7 @@ class AssertionTask(MarkedSpanTask):
                 value = span.attributes.get(self.attribute)
                 if value is None or str(value) not in self.label_to_id:
                     raise DataFormatError(
-                        f"document '{doc.id}': span {k} has {self.attribute}={value!r}, not one of "
+                        f"document {quote_id(doc.id)}: span {k} has {self.attribute}={quote_id(value)}, not one of "
                         f"{', '.join(self.labels)}", path=source, field=f"spans[{k}].attributes.{self.attribute}",
                         fix="give every span an assertion value from the label set (or list them in model.labels)")
 

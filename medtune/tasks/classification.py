@@ -19,7 +19,7 @@ from torch import nn
 
 from medtune.batching import length_batches
 from medtune.document import Document, label_set
-from medtune.errors import DataFormatError
+from medtune.errors import DataFormatError, quote_id
 from medtune.evaluation.metrics import _pair_docs, classification_metrics, label_counts
 from medtune.models.heads import SequenceClassificationModel
 from medtune.runtime import autocast
@@ -97,18 +97,18 @@ class ClassificationTask(Task):
                 fix="evaluate a NER model on this data, or give data with document labels")
         for doc in docs:
             if not isinstance(doc.text, str):
-                raise DataFormatError(f"document '{doc.id}' has no text", path=source, field="text")
+                raise DataFormatError(f"document {quote_id(doc.id)} has no text", path=source, field="text")
             if training and not (doc.text.strip() or (doc.text_pair or "").strip()):
-                raise DataFormatError(f"document '{doc.id}' has an empty text", path=source,
+                raise DataFormatError(f"document {quote_id(doc.id)} has an empty text", path=source,
                                       fix="remove empty documents from the training data")
             if not self.multi_label and training and len(doc.labels) != 1:
                 raise DataFormatError(
-                    f"document '{doc.id}' has {len(doc.labels)} labels but the task is single-label",
+                    f"document {quote_id(doc.id)} has {len(doc.labels)} labels but the task is single-label",
                     path=source, field="labels", fix="give one label per document, or set model.multi_label: true")
             for lab in doc.labels:
                 if lab not in known:
                     raise DataFormatError(
-                        f"document '{doc.id}' has label '{lab}', which the model does not know "
+                        f"document {quote_id(doc.id)} has label {quote_id(lab)}, which the model does not know "
                         f"(labels: {', '.join(self.labels)})", path=source, field="labels",
                         fix="use the model's label set, or list all labels in model.labels")
 
@@ -120,7 +120,7 @@ class ClassificationTask(Task):
             first_len = len(tokenize(self.tokenizer, doc.text_pair, add_special_tokens=False)["input_ids"])
             if first_len > self.max_length // 2:
                 raise DataFormatError(
-                    f"document '{doc.id}': text_pair has {first_len} tokens, more than half of "
+                    f"document {quote_id(doc.id)}: text_pair has {first_len} tokens, more than half of "
                     f"model.max_length ({self.max_length})", field="text_pair",
                     fix="shorten the question/first text or raise model.max_length")
             enc = tokenize(self.tokenizer, doc.text_pair, doc.text or " ", truncation="only_second", **kwargs)

@@ -249,7 +249,7 @@ class NerTask(Task):
         for doc in docs:
             doc.validate(source=source)
             if training and not doc.text.strip():
-                raise DataFormatError(f"document '{doc.id}' has an empty text", path=source,
+                raise DataFormatError(f"document {quote_id(doc.id)} has an empty text", path=source,
                                       fix="remove empty documents from the training data")
             for i, span in enumerate(doc.spans):
                 # the field names the span: the message does not repeat it

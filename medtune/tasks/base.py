@@ -78,6 +78,8 @@ class Task(ABC):
     ensemble: ClassVar[str | None] = None
     ensemble_attributes: ClassVar[tuple[str, ...]] = ()
     ensemble_meta: ClassVar[tuple[str, ...]] = ("labels",)
+    #: The meta keys a per-call copy (:meth:`with_trust`) may replace; a task adds its own decoding settings.
+    call_settings: ClassVar[tuple[str, ...]] = ("calibration", "abstain_below")
 
     def __init__(self, meta: dict[str, Any], tokenizer: Any) -> None:
         self.meta = meta
@@ -170,11 +172,12 @@ class Task(ABC):
         return None
 
     def with_trust(self, **changes: Any) -> "Task":
-        """A new task object like this one with ``calibration`` / ``abstain_below`` replaced (None
-        removes them); this one is not touched (it may serve other threads)."""
+        """A new task object like this one with ``calibration`` / ``abstain_below`` (or another of the
+        task's ``call_settings``) replaced (None removes them); this one is not touched (it may serve
+        other threads)."""
         meta = dict(self.meta)
         for key, value in changes.items():
-            if key not in ("calibration", "abstain_below"):
+            if key not in self.call_settings:
                 raise TypeError(f"with_trust() got an unexpected setting {key!r}")
             if value is None:
                 meta.pop(key, None)

@@ -23,7 +23,7 @@ from torch import nn
 
 from medtune.batching import length_batches
 from medtune.document import Document, Span, label_set
-from medtune.errors import DataFormatError, ModelError, quote_id
+from medtune.errors import ConfigError, DataFormatError, ModelError, quote_id
 from medtune.evaluation.metrics import _pair_docs, span_counts, span_errors, span_metrics
 from medtune.models.heads import TokenTaggingModel
 from medtune.runtime import autocast
@@ -200,6 +200,7 @@ class NerTask(Task):
     ensemble = "tags"
     ensemble_attributes = ("tags",)
     ensemble_meta = ("labels", "tag_scheme")
+    call_settings = Task.call_settings + ("outside_weight",)
 
     def __init__(self, meta: dict[str, Any], tokenizer: Any) -> None:
         super().__init__(meta, tokenizer)
@@ -215,6 +216,8 @@ class NerTask(Task):
         self.overlaps: str = meta.get("overlapping_spans", "error")
         # models saved before the option existed refused discontinuous spans
         self.discontinuous: str = meta.get("discontinuous", "error")
+        # recall-first decoding: absent (every model saved before it existed) = 1.0, no bias
+        self.outside_weight: float = check_outside_weight(meta.get("outside_weight", 1.0))
 
     @classmethod
     def meta_from_config(cls, config: Any, train_docs: list[Document]) -> dict[str, Any]:
@@ -411,7 +414,7 @@ class NerTask(Task):
         return batch
 
     # ---------------------------------------------------------------- inference
-    def _crf_params(self, model: nn.Module) -> tuple[np.ndarray | None, ...]:
+    def crf_params(self, model: nn.Module) -> tuple[np.ndarray | None, ...]:
         if getattr(model, "head", "linear") != "crf":
             return None, None, None
         crf = model.crf
@@ -425,6 +428,14 @@ class NerTask(Task):
 
     def predict_buffer(self, model: nn.Module, docs: list[Document], *, batch_size: int, device: torch.device,
                        bf16: bool, diagnostics: Counter) -> list[Document]:
+        crf = self.crf_params(model)
+        scored = self.word_scores(model, docs, batch_size=batch_size, device=device, bf16=bf16)
+        return [self.decode(doc, wt, sc, crf, self.outside_weight) for doc, (wt, sc) in zip(docs, scored)]
+
+    def word_scores(self, model: nn.Module, docs: list[Document], *, batch_size: int, device: torch.device,
+                    bf16: bool) -> list[tuple[WordTokens, np.ndarray]]:
+        """Each document's words and their tag scores (log-probabilities; a CRF head's emissions), each
+        word scored in the window where it sits furthest from an edge. ``decode`` turns them into spans."""
         entries = []  # (doc_index, word_ids, owned_mask, feature)
         doc_words: list[WordTokens] = []
         for d, doc in enumerate(docs):
@@ -439,33 +450,37 @@ class NerTask(Task):
                 if word_ids:
                     entries.append((d, word_ids, owned, feature))
         scores: list[np.ndarray] = [np.zeros((len(wt.words), len(self.tags)), dtype=np.float32) for wt in doc_words]
-        crf = self._crf_params(model)
+        is_crf = getattr(model, "head", "linear") == "crf"
         with torch.inference_mode(), autocast(device, bf16):
             for idx in length_batches([len(e[3]["input_ids"]) for e in entries], batch_size):
                 batch_entries = [entries[i] for i in idx]
                 batch = self.collate([e[3] for e in batch_entries])
                 batch = {k: v.to(device) for k, v in batch.items()}
                 logits = model.emissions(batch["input_ids"], batch["attention_mask"], batch["word_index"])
-                if crf[0] is None:
+                if not is_crf:
                     logits = torch.log_softmax(logits.float(), dim=-1)
                 logits = logits.float().cpu().numpy()
                 for row, (d, word_ids, owned, _) in enumerate(batch_entries):
                     for k, (w, own) in enumerate(zip(word_ids, owned)):
                         if own:
                             scores[d][w] = logits[row, k]
-        out = []
-        for doc, wt, sc in zip(docs, doc_words, scores):
-            pred = doc.copy(annotations=False)
-            if len(wt.words):
-                path = viterbi(sc, self.trans_ok, self.start_ok, self.end_ok, *crf)
-                probs = _softmax(sc)
-                tags = [self.tags[i] for i in path]
-                for start, end, label, first, last in spans_from_word_tags(tags, wt.words):
-                    conf = float(np.mean([probs[k, path[k]] for k in range(first, last + 1)]))
-                    pred.spans.append(Span(start=start, end=end, label=label, text=doc.text[start:end],
-                                           score=round(conf, 6)))
-            out.append(pred)
-        return out
+        return list(zip(doc_words, scores))
+
+    def decode(self, doc: Document, wt: WordTokens, sc: np.ndarray, crf: tuple[np.ndarray | None, ...],
+               outside_weight: float = 1.0) -> Document:
+        """One Viterbi pass over a document's word scores; ``outside_weight`` < 1 adds its log to the
+        ``O`` score of every word first (recall-first decoding). Span scores stay the model's own
+        (unbiased) probabilities."""
+        pred = doc.copy(annotations=False)
+        if len(wt.words):
+            path = viterbi(outside_biased(sc, outside_weight), self.trans_ok, self.start_ok, self.end_ok, *crf)
+            probs = _softmax(sc)
+            tags = [self.tags[i] for i in path]
+            for start, end, label, first, last in spans_from_word_tags(tags, wt.words):
+                conf = float(np.mean([probs[k, path[k]] for k in range(first, last + 1)]))
+                pred.spans.append(Span(start=start, end=end, label=label, text=doc.text[start:end],
+                                       score=round(conf, 6)))
+        return pred
 
     # ---------------------------------------------------------------- trust
     def rescore(self, pred: Document, calibration: Calibrator) -> None:
@@ -508,6 +523,28 @@ _DISCONTINUOUS_DONE = {
     "drop": "they were left out of training",
     "error": "refused",
 }
+
+
+def check_outside_weight(value: Any, where: str = "outside_weight") -> float:
+    """``value`` as a float in (0, 1], else a ConfigError naming ``where``."""
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        weight = float("nan")
+    if not 0.0 < weight <= 1.0:  # also refuses NaN
+        raise ConfigError(f"{where} must be a number in (0, 1], not {value!r}",
+                          fix="use 1.0 for plain decoding, or a smaller weight (e.g. 0.1) to favour entities")
+    return weight
+
+
+def outside_biased(scores: np.ndarray, outside_weight: float) -> np.ndarray:
+    """``scores`` with ``log(outside_weight)`` added to the ``O`` tag (index 0) of every word: below 1,
+    decoding prefers entities (a threshold on the ``O`` probability). 1.0 returns ``scores`` itself."""
+    if outside_weight == 1.0:
+        return scores
+    out = scores.copy()
+    out[:, 0] += np.float32(np.log(outside_weight))
+    return out
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@ and cached (``clear_cache()``).
 
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import json
 from pathlib import Path
@@ -18,7 +20,7 @@ from medtune.datasets.assertion import load_bionlplab, load_negex_test
 from medtune.datasets.registry import HOC_HALLMARKS, DatasetSpec
 from medtune.datasets.splits import assign_split, bucket, sha256_order
 from medtune.document import Document, Relation
-from medtune.errors import DataFormatError
+from medtune.errors import DataFormatError, DatasetNotFoundError
 from medtune.fileutils import iter_lines, read_text
 from medtune.io.conll import read_conll
 from medtune.io.pubtator import read_pubtator
@@ -302,10 +304,23 @@ def _pubmedqa_all(data_path: str, test_path: str) -> tuple[dict[str, list[Docume
     return splits, notes
 
 
-def load_pubmedqa(spec: DatasetSpec, root: Path, split: str) -> Result:
+def load_pubmedqa(spec: DatasetSpec, root: Path, split: str, context: str = "abstract") -> Result:
+    """``context="long_answer"``: the question paired with the abstract's conclusion (LONG_ANSWER) instead
+    of its other sections (PubMedQA's "reasoning-free" setting), for intermediate training; never the test
+    split, whose conclusions would give its answers away."""
     splits, notes = _pubmedqa_all(str(_named_file(spec, root, "ori_pqal.json")),
                                   str(_named_file(spec, root, "test_ground_truth.json")))
-    return list(splits[split]), {}, dict(notes)
+    if context == "abstract":
+        return list(splits[split]), {}, dict(notes)
+    if split == "test":
+        raise DatasetNotFoundError(f"{spec.name} has no test split: the test questions' long answers state "
+                                   "their answers", fix="evaluate on pubmedqa --split test")
+    docs = []
+    for doc in splits[split]:
+        answer = str(doc.metadata.get("long_answer") or "")
+        if answer.strip():
+            docs.append(dataclasses.replace(doc, text=answer, metadata={**doc.metadata, "contexts": [[0, len(answer)]]}))
+    return docs, {}, dict(notes)
 
 
 # ------------------------------------------------------------------------------------------- ADE

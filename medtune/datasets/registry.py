@@ -413,6 +413,31 @@ _SPECS: tuple[DatasetSpec, ...] = (
         pair=True,
     ),
     DatasetSpec(
+        name="pubmedqa-long-answer",
+        task="classification",
+        description="PubMedQA (PQA-L) in the reasoning-free setting, for intermediate training: text = "
+                    "LONG_ANSWER (the abstract's conclusion), text_pair = QUESTION, labels = "
+                    "[final_decision]. Train and dev only: the test questions' conclusions give their "
+                    "answers away.",
+        labels=("yes", "no", "maybe"),
+        licence="MIT",
+        citation="Jin Q, Dhingra B, Liu Z, Cohen WW, Lu X. PubMedQA: a dataset for biomedical research "
+                 "question answering. EMNLP-IJCNLP 2019:2567-2577",
+        folder="pubmedqa",
+        source=_src(_PQA),
+        files=(
+            _file(_PQA, "ori_pqal.json", "data/ori_pqal.json",
+                  "8b3276be8942ebbd77f3ddcda12c1749bf0e490045a736fd8438ee40cf37a41d", 2584787),
+            _file(_PQA, "test_ground_truth.json", "data/test_ground_truth.json",
+                  "939fe566f09017d13b1ca64d2ddfee0bc2374b366048152997669cccedc44d51", 11414),
+        ),
+        splits=("train", "dev"),
+        split_note="the train and dev PMIDs of pubmedqa (same split); no test split.",
+        loader="pubmedqa",
+        loader_args=(("context", "long_answer"),),
+        pair=True,
+    ),
+    DatasetSpec(
         name="ade-classification",
         task="classification",
         description="ADE corpus v2 sentence classification: sentences of PubMed case reports that do "

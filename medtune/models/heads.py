@@ -88,10 +88,14 @@ class SequenceClassificationModel(_EncoderModel):
         dropout: float = 0.1,
         cnn_kernel_sizes: list[int] | None = None,
         cnn_filters: int = 128,
+        class_weights: list[float] | None = None,
     ) -> None:
         super().__init__(encoder)
         hidden = encoder.config.hidden_size
         self.head, self.multi_label, self.pooling, self.chunk_pooling = head, multi_label, pooling, chunk_pooling
+        # not in the state dict: the weights live in the model meta, and old directories load unchanged
+        self.register_buffer("class_weights", None if class_weights is None else torch.tensor(class_weights),
+                             persistent=False)
         self.num_labels = num_labels
         self.dropout = nn.Dropout(dropout)
         if head == "cnn":
@@ -136,7 +140,7 @@ class SequenceClassificationModel(_EncoderModel):
             if self.multi_label:
                 out["loss"] = nn.functional.binary_cross_entropy_with_logits(logits, labels.float())
             else:
-                out["loss"] = nn.functional.cross_entropy(logits, labels)
+                out["loss"] = nn.functional.cross_entropy(logits, labels, weight=self.class_weights)
         return out
 
 

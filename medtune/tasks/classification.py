@@ -19,7 +19,7 @@ from torch import nn
 
 from medtune.batching import length_batches
 from medtune.document import Document, label_set
-from medtune.errors import DataFormatError, quote_id
+from medtune.errors import ConfigError, DataFormatError, quote_id
 from medtune.evaluation.metrics import _pair_docs, classification_metrics, label_counts
 from medtune.models.heads import SequenceClassificationModel
 from medtune.runtime import autocast
@@ -41,6 +41,10 @@ class ClassificationOptions(TaskOptions):
     cnn_kernel_sizes: list[int] = Field(default_factory=lambda: [3, 4, 5])
     cnn_filters: int = Field(128, ge=1)
     tune_thresholds: bool = Field(True, description="multi-label: per-label thresholds tuned on dev")
+    class_weights: Literal["none", "balanced"] = Field(
+        "none", description="single-label: 'balanced' weights each label's loss by n_docs / (n_labels * "
+        "n_docs_with_label) on the training split, so that a minority label (e.g. PubMedQA's 'maybe') is "
+        "not ignored; the weights are saved with the model")
 
 
 @register_task
@@ -79,6 +83,7 @@ class ClassificationTask(Task):
             "cnn_kernel_sizes": list(config.model.cnn_kernel_sizes),
             "cnn_filters": config.model.cnn_filters,
             "tune_thresholds": config.model.tune_thresholds,
+            **_class_weights(config.model.class_weights, list(labels), bool(multi), train_docs),
         }
 
     def build_model(self, encoder: nn.Module) -> nn.Module:
@@ -86,7 +91,8 @@ class ClassificationTask(Task):
         return SequenceClassificationModel(
             encoder, len(self.labels), head=m["head"], multi_label=self.multi_label, pooling=m["pooling"],
             chunk_pooling=m["chunk_pooling"], dropout=m.get("dropout", 0.1),
-            cnn_kernel_sizes=m.get("cnn_kernel_sizes"), cnn_filters=m.get("cnn_filters", 128))
+            cnn_kernel_sizes=m.get("cnn_kernel_sizes"), cnn_filters=m.get("cnn_filters", 128),
+            class_weights=m.get("class_weights"))
 
     def check_documents(self, docs: list[Document], *, source: str, training: bool) -> None:
         known = set(self.labels)
@@ -301,3 +307,20 @@ def tune_thresholds(probs: np.ndarray, gold: np.ndarray, labels: list[str]) -> d
                 best, best_t = f1, float(t)
         out[lab] = best_t
     return out
+
+
+def _class_weights(mode: str, labels: list[str], multi: bool, train_docs: list[Document]) -> dict[str, Any]:
+    """``{"class_weights": [...]}`` for ``class_weights: balanced`` (single-label only), else ``{}``."""
+    if mode == "none":
+        return {}
+    if multi:
+        raise ConfigError("model.class_weights: balanced applies to single-label classification",
+                          fix="remove model.class_weights, or set model.multi_label: false")
+    counts = Counter(d.labels[0] for d in train_docs if len(d.labels) == 1)
+    missing = [lab for lab in labels if not counts[lab]]
+    if missing:
+        raise ConfigError(f"model.class_weights: balanced, but label {quote_id(missing[0])} has no training "
+                          "document", fix="give training documents of every label, "
+                          "or drop the label from model.labels")
+    total = sum(counts[lab] for lab in labels)
+    return {"class_weights": [round(total / (len(labels) * counts[lab]), 6) for lab in labels]}

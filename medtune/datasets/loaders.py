@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from medtune.datasets import deid
 from medtune.datasets.assertion import load_bionlplab, load_negex_test
 from medtune.datasets.registry import HOC_HALLMARKS, DatasetSpec
 from medtune.datasets.splits import assign_split, bucket, sha256_order
@@ -520,9 +521,11 @@ LOADERS: dict[str, Callable[..., Result]] = {
     "ade": load_ade,
     "negex": load_negex,
     "assertion": load_assertion,
+    "physionet-deid": deid.load_physionet_deid,
 }
 
 
 def clear_cache() -> None:
     for fn in (_hoc_all, _pubmedqa_all, _ade_all, _assertion_train_dev):
         fn.cache_clear()
+    deid.clear_cache()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from medtune.datasets import deid
+from medtune.datasets import qa as covid_qa
 from medtune.datasets.assertion import load_bionlplab, load_negex_test
 from medtune.datasets.registry import HOC_HALLMARKS, DatasetSpec
 from medtune.datasets.splits import assign_split, bucket, sha256_order
@@ -521,6 +522,7 @@ LOADERS: dict[str, Callable[..., Result]] = {
     "ade": load_ade,
     "negex": load_negex,
     "assertion": load_assertion,
+    "covid-qa": covid_qa.load_covid_qa,
     "physionet-deid": deid.load_physionet_deid,
 }
 
@@ -528,4 +530,5 @@ LOADERS: dict[str, Callable[..., Result]] = {
 def clear_cache() -> None:
     for fn in (_hoc_all, _pubmedqa_all, _ade_all, _assertion_train_dev):
         fn.cache_clear()
+    covid_qa.clear_cache()
     deid.clear_cache()

@@ -13,6 +13,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from medtune.datasets.qa import COVID_QA_FILE, COVID_QA_SOURCE, COVID_QA_SPEC_FIELDS
 from medtune.errors import DatasetNotFoundError
 
 SPLITS = ("train", "dev", "test")
@@ -592,6 +593,10 @@ _SPECS = _SPECS + (
     _linking_view("bc5cdr-disease", "bc5cdr-disease-linking", "Disease"),
     _linking_view("bc5cdr-chem", "bc5cdr-chem-linking", "Chemical"),
 )
+
+# COVID-QA: the fields of its spec, its loader and its split live in medtune/datasets/qa.py
+_SPECS = _SPECS + (DatasetSpec(**COVID_QA_SPEC_FIELDS, source=_src(COVID_QA_SOURCE),
+                               files=(_file(COVID_QA_SOURCE, *COVID_QA_FILE),)),)
 
 _REGISTRY: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
 

@@ -18,6 +18,7 @@ from medtune.io.brat import read_brat, write_brat
 from medtune.io.conll import read_conll, spans_from_tags, tags_from_spans, tokenize, write_conll
 from medtune.io.jsonl import JsonlWriter, read_jsonl, write_jsonl
 from medtune.io.pubtator import read_pubtator, write_pubtator
+from medtune.io.squad import read_squad, write_squad, write_squad_predictions
 from medtune.io.tabular import read_table
 
 __all__ = [
@@ -25,7 +26,8 @@ __all__ = [
     "known_input_suffix",
     "read_conll", "write_conll", "spans_from_tags", "tags_from_spans", "tokenize",
     "read_pubtator", "write_pubtator", "read_brat", "write_brat", "read_bioc",
-    "read_jsonl", "write_jsonl", "JsonlWriter", "read_table",
+    "read_jsonl", "write_jsonl", "JsonlWriter", "read_table", "read_squad", "write_squad",
+    "write_squad_predictions",
 ]
 
 
@@ -57,6 +59,7 @@ READ_FORMATS: dict[str, Callable[..., Iterator[Document]]] = {
     "csv": _read_csv,
     "tsv": _read_tsv,
     "table": _read_table,
+    "squad": read_squad,
 }
 
 WRITE_FORMATS: dict[str, Callable[..., int]] = {
@@ -65,12 +68,17 @@ WRITE_FORMATS: dict[str, Callable[..., int]] = {
     "conll": write_conll,
     "iob": write_conll,
     "pubtator": write_pubtator,
+    "squad": write_squad,
+    "squad-predictions": write_squad_predictions,
 }
 
 _SUFFIXES = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".xml": "bioc", ".ann": "brat", ".csv": "csv",
     ".conll": "conll", ".iob": "conll", ".bio": "conll", ".pubtator": "pubtator",
 }
+# A .json file is read as SQuAD (the only JSON document a reader reads) but is not a known input
+# suffix: a missing "x.json" on a command line stays literal text, as before the SQuAD reader.
+_FILE_ONLY_SUFFIXES = {".json": "squad"}
 # Suffixes some reader reads but whose format is ambiguous: .txt (brat text or PubTator), .tsv (CoNLL
 # or a table), .tab (a table, see medtune.io.tabular).
 _AMBIGUOUS_SUFFIXES = (".txt", ".tsv", ".tab")
@@ -85,8 +93,8 @@ def known_input_suffix(path: str | Path) -> bool:
     """True when the suffix of ``path`` (any case) is one some reader reads.
 
     That is ``.jsonl .ndjson .xml .ann .csv .tsv .tab .txt .conll .iob .bio .pubtator``; ``.json``
-    is not (no reader reads a JSON array). Unlike :func:`guess_format` it does not say which format
-    nor look at the file system.
+    is not (an existing ``.json`` file is read as SQuAD). Unlike :func:`guess_format` it does not say
+    which format nor look at the file system.
     """
     suffix = Path(str(path)).suffix.lower()
     return suffix in _SUFFIXES or suffix in _AMBIGUOUS_SUFFIXES
@@ -105,7 +113,7 @@ def guess_format(path: str | Path) -> str:
     name = path.name.lower()
     if name.endswith(".pubtator.txt") or name.endswith(".pubtator"):
         return "pubtator"
-    fmt = _SUFFIXES.get(path.suffix.lower())
+    fmt = _SUFFIXES.get(path.suffix.lower()) or _FILE_ONLY_SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise DataFormatError(
             f"cannot tell the format from the suffix '{path.suffix}'", path=path,

@@ -171,3 +171,27 @@ class MarkedSpanModel(_EncoderModel):
         if labels is not None:
             out["loss"] = nn.functional.cross_entropy(logits, labels)
         return out
+
+
+class SpanExtractionModel(_EncoderModel):
+    """Extractive question answering: a start and an end score for every token of a window.
+
+    ``labels`` (batch, 2) hold the gold start and end positions in the window (0, the first special
+    token, when the window holds no answer); padding never scores.
+    """
+
+    def __init__(self, encoder: nn.Module, *, dropout: float = 0.1) -> None:
+        super().__init__(encoder)
+        self.dropout = nn.Dropout(dropout)
+        self.qa_outputs = nn.Linear(encoder.config.hidden_size, 2)
+
+    def forward(self, input_ids, attention_mask, labels=None, token_type_ids=None):
+        states = self.encode(input_ids, attention_mask, token_type_ids)
+        logits = self.qa_outputs(self.dropout(states)).float()  # (batch, tokens, 2): start, end
+        logits = logits.masked_fill(attention_mask.unsqueeze(-1) == 0, -1e4)
+        out: dict[str, torch.Tensor] = {"logits": logits}
+        if labels is not None:
+            start, end = logits.unbind(-1)
+            out["loss"] = (nn.functional.cross_entropy(start, labels[:, 0])
+                           + nn.functional.cross_entropy(end, labels[:, 1])) / 2
+        return out

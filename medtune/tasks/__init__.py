@@ -10,8 +10,9 @@ from medtune.tasks.base import Predictions, Task
 from medtune.tasks.classification import ClassificationTask
 from medtune.tasks.ner import NerTask
 from medtune.tasks.options import TaskOptions
+from medtune.tasks.qa import QaTask
 from medtune.tasks.registry import TASKS, register_task, task_class
 from medtune.tasks.relation import RelationTask
 
 __all__ = ["TASKS", "Task", "TaskOptions", "Predictions", "NerTask", "ClassificationTask", "RelationTask",
-           "AssertionTask", "register_task", "task_class"]
+           "AssertionTask", "QaTask", "register_task", "task_class"]

@@ -121,6 +121,9 @@ def _split_stats(spec: DatasetSpec, docs: tuple[Document, ...]) -> dict[str, Any
     elif spec.task == "assertion":
         values = Counter(str(s.attributes.get("assertion")) for doc in docs for s in doc.spans)
         stats["assertions"] = dict(sorted(values.items()))
+    elif spec.task == "qa":
+        stats["answers"] = sum(len(doc.spans) for doc in docs)
+        stats["questions_without_answer"] = sum(1 for doc in docs if not doc.spans)
     else:
         labels = Counter(label for doc in docs for label in doc.labels)
         stats["labels"] = {label: labels.get(label, 0) for label in spec.labels}

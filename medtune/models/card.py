@@ -123,6 +123,11 @@ def _table(rows: dict[str, dict[str, Any]], columns: list[str]) -> str:
 
 
 def metrics_markdown(result: dict[str, Any]) -> str:
+    if "exact_match" in result:  # extractive QA (SQuAD normalisation)
+        head = (f"exact match {result['exact_match']:.4f}; F1 {result['f1']:.4f} ({result['questions']} questions, "
+                "official SQuAD normalisation)")
+        groups = {k: result[k] for k in ("has_answer", "no_answer") if k in result}
+        return head + ("\n\n" + _table(groups, ["exact_match", "f1", "questions"]) if groups else "")
     if "per_type" in result:
         head = (f"strict micro P/R/F1 {result['precision']:.4f} / {result['recall']:.4f} / {result['f1']:.4f}; "
                 f"strict macro F1 {result['strict']['macro']['f1']:.4f}; lenient micro F1 "

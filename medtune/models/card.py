@@ -16,7 +16,7 @@ import yaml
 import medtune
 from medtune import datasets
 from medtune.config import RunConfig
-from medtune.errors import ModelError
+from medtune.errors import DatasetNotFoundError, ModelError
 from medtune.models.files import WEIGHTS_NAME
 from medtune.models.store import read_meta
 from medtune.trust.report import groups_markdown
@@ -38,6 +38,26 @@ def _data_provenance(config: Any) -> tuple[str, str, str]:
         return (f"named corpus `{data.name}`: {spec.description}", spec.licence, spec.citation)
     except Exception:  # provenance is best effort: a card is still written
         return f"named corpus `{data.name}`", "see the corpus documentation", ""
+
+
+def corpus_intended_use(config: Any) -> str | None:
+    """What the training corpus's spec says a model trained on it must tell its users (None: nothing)."""
+    name = config.data.name
+    if name is None:
+        return None
+    try:
+        return datasets.get_spec(name).intended_use
+    except DatasetNotFoundError:  # a corpus of a later version: the card is still written
+        return None
+
+
+def decoding_lines(meta: dict[str, Any]) -> list[str]:
+    """A NER model's recall-first decoding bias, when it has one."""
+    weight = meta.get("outside_weight")
+    if weight is None or float(weight) == 1.0:
+        return []
+    return [f"- decoding: recall-first, outside_weight {weight} (log({weight}) added to the O tag's "
+            "log-probability before Viterbi; chosen on dev, see `metrics.json` `outside_weight`)"]
 
 
 def file_sha256(path: str | Path) -> str | None:
@@ -147,6 +167,7 @@ def model_card(config: Any, meta: dict[str, Any], metrics: dict[str, Any], *,
                weights_sha256: str | None = None) -> str:
 
     data, licence, citation = _data_provenance(config)
+    intended = corpus_intended_use(config)
     train = metrics.get("train", {})
     tc = config.training
     parts = [
@@ -164,7 +185,8 @@ def model_card(config: Any, meta: dict[str, Any], metrics: dict[str, Any], *,
         "",
         f"Research and engineering use on text like the training data: {meta['task']} with the labels above. "
         "The resolved training configuration is in `medtune_config.yaml`, the metrics in `metrics.json`. "
-        "It assists a human reader (pre-annotation, triage, search); it does not make clinical decisions.",
+        "It assists a human reader (pre-annotation, triage, search); it does not make clinical decisions."
+        + (f" {intended}" if intended else ""),
         "",
         "## Data",
         "",
@@ -176,6 +198,7 @@ def model_card(config: Any, meta: dict[str, Any], metrics: dict[str, Any], *,
         f"batch size {tc.batch_size}, epochs {tc.epochs}, seed {tc.seed}",
         f"- calibration: {config.calibration.method if getattr(config, 'calibration', None) else 'none'}; "
         f"abstain_below: {getattr(config, 'abstain_below', None)}",
+        *decoding_lines(meta),
         "- everything else: `medtune_config.yaml`",
         "",
     ]
@@ -188,7 +211,7 @@ def model_card(config: Any, meta: dict[str, Any], metrics: dict[str, Any], *,
     for report in (metrics.get("subgroups") or {}).values():
         parts += ["## Subgroups (test split)", "", groups_markdown(report), ""]
     parts += ["## Weights", "", *_weights_lines(weights_sha256), ""]
-    parts += ["## Limits", "", LIMITS, ""]
+    parts += ["## Limits", "", LIMITS + (f" {intended}" if intended else ""), ""]
     if citation:
         parts += ["## Data citation", "", citation, ""]
     return "\n".join(parts)

@@ -93,6 +93,33 @@ def assertion_docs(n: int, prefix: str = "a") -> list[Document]:
     return docs
 
 
+QA_SENTENCES = [
+    "The drug caused fever but the dose was for cough.",
+    "A dose of the drug was given for fever and cough.",
+    "The patient has cough and fever with the drug dose.",
+    "Fever and cough followed the dose of the drug.",
+]
+QA_WORDS = ("drug", "dose", "fever", "cough")
+
+
+def qa_docs(n: int, prefix: str = "q", none_every: int = 0) -> list[Document]:
+    """Questions ``"<word> ?"`` over two sentences that both hold the word (the gold answer is its
+    first occurrence; SQuAD scores answer texts, so either is right); with ``none_every`` k, every
+    k-th question asks for ``gene``, which no context holds (no answer)."""
+    docs = []
+    for i in range(n):
+        text = " ".join(QA_SENTENCES[(i + k) % len(QA_SENTENCES)] for k in range(2))
+        if none_every and i % none_every == 0:
+            docs.append(Document(id=f"{prefix}{i}", text=text, text_pair="gene ?"))
+            continue
+        word = QA_WORDS[i % len(QA_WORDS)]
+        doc = Document(id=f"{prefix}{i}", text=text, text_pair=f"{word} ?")
+        start = text.lower().index(word)
+        doc.add_span(start, start + len(word), "answer")
+        docs.append(doc)
+    return docs
+
+
 def assert_pipeline_refused(path, components: str, match: str) -> None:
     """Write a pipeline YAML with these ``components:`` lines to ``path`` and check it is refused with
     a ConfigError whose message matches ``match``."""

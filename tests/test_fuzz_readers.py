@@ -64,6 +64,12 @@ _ANN = (f"T1\tNAME 3 23\t{PLANT}\nT2\tDisease 33 38\tfever\nT3\tX 3 23;33 38\t{P
         "R1\tHas Arg1:T1 Arg2:T2\nN1\tReference T2 MESH:D005334\tfever\nA1\tNegated T2\n"
         f"M2\tSeverity T2 High\n#1\tAnnotatorNotes T1\t{PLANT} note\nE1\tEv:T2\n")
 
+_SQUAD = json.dumps({"version": "1.1", "data": [{"title": PLANT, "paragraphs": [
+    {"context": NOTE, "document_id": 4711, "qas": [
+        {"id": "q1", "question": f"Who is {PLANT}?",
+         "answers": [{"text": PLANT, "answer_start": 3}, {"text": "fever", "answer_start": 33}]},
+        {"id": 2, "question": "Why?", "is_impossible": True, "answers": []}]}]}]}, ensure_ascii=False)
+
 SEEDS: dict[str, tuple[bytes, dict[str, Any]]] = {
     "conll": ((f"-DOCSTART-\tO\n\nPt\tO\n{PLANT}\tB-NAME\nseen\tO\nfor\tO\nfever\tB-Disease\n.\tO\n\n"
                f"Again\tO\n{PLANT}\tI-NAME\n").encode(), {}),
@@ -77,9 +83,10 @@ SEEDS: dict[str, tuple[bytes, dict[str, Any]]] = {
     "tsv": ((f"d1\t{NOTE}\tpos\td|e\nd2\t{PLANT} again\tneg\t\n").encode(),
             {"text_column": 1, "label_column": 2, "labels_column": 3, "id_column": 0, "has_header": False,
              "label_separator": "|"}),
+    "squad": (_SQUAD.encode("utf-8"), {}),
 }
 SUFFIX = {"conll": ".conll", "pubtator": ".pubtator", "jsonl": ".jsonl", "bioc": ".xml", "csv": ".csv",
-          "tsv": ".tsv"}
+          "tsv": ".tsv", "squad": ".json"}
 
 ODD_NUMBERS = [b"9" * 5000, b"-1", b"1.5", b"1_0", b"99999999999999999999", "\u0661".encode(), b"",
                b"NaN", b"Infinity", b"1e999", b"true", b"null", b"0x10", b"+3", b"0", b" 7 "]
@@ -207,6 +214,12 @@ def test_fuzz_csv(data: st.DataObject) -> None:
 @given(st.data())
 def test_fuzz_tsv(data: st.DataObject) -> None:
     _fuzz_file("tsv", data.draw(_hostile(SEEDS["tsv"][0])))
+
+
+@SETTINGS
+@given(st.data())
+def test_fuzz_squad(data: st.DataObject) -> None:
+    _fuzz_file("squad", data.draw(_hostile(SEEDS["squad"][0])))
 
 
 @SETTINGS

@@ -17,7 +17,7 @@ from medtune.document import Document
 from medtune.io.jsonl import write_jsonl
 from medtune.training import train
 
-from helpers import assertion_docs, cls_docs, ner_docs, rel_docs
+from helpers import assertion_docs, cls_docs, ner_docs, qa_docs, rel_docs
 
 
 class TaskContract:
@@ -214,3 +214,20 @@ class TestAssertion(TaskContract):
             assert attrs["negated"] == (attrs["assertion"] == "negated")
             assert attrs["uncertain"] == (attrs["assertion"] == "uncertain")
             assert "historical" not in attrs  # a value this model cannot decide is not invented
+
+
+class TestQa(TaskContract):
+    task = "qa"
+    model_options = {"max_question_tokens": 8, "max_answer_tokens": 8}
+
+    def make_docs(self, split):
+        return qa_docs(16, none_every=4) if split == "train" else qa_docs(8, prefix="v", none_every=4)
+
+    def test_answers_are_ranked_spans_of_the_context(self, trained):
+        result, _ = trained
+        docs = self.make_docs("dev")
+        preds = list(medtune.load(result.output_dir, mode="fp32").pipe(docs))
+        assert json.loads((result.output_dir / "config.json").read_text())["medtune"]["no_answer"] is True
+        for doc, pred in zip(docs, preds):
+            assert [s.attributes["rank"] for s in pred.spans] == list(range(1, len(pred.spans) + 1))
+            assert pred.labels == ([] if doc.spans else ["no_answer"])

@@ -35,3 +35,32 @@ def test_eight_threads_share_one_model(name):
         assert got == expected[k % 8]
         assert all(v >= 0 for v in diagnostics.values())
     assert not hasattr(nlp.task, "skipped") and not hasattr(nlp.task, "unaligned_spans")
+
+
+def test_eight_threads_share_one_qa_model(tiny_model_dir, tmp_path_factory):
+    """The same for extractive QA (no golden fixture: a one-step tiny model is enough to compare)."""
+    from helpers import qa_docs
+    from medtune.config import RunConfig
+    from medtune.io.jsonl import write_jsonl
+    from medtune.training import train
+
+    tmp = tmp_path_factory.mktemp("threads-qa")
+    write_jsonl(qa_docs(4), tmp / "train.jsonl")
+    cfg = RunConfig.from_dict({
+        "task": "qa", "base_model": str(tiny_model_dir), "data": {"train": str(tmp / "train.jsonl"), "format": "jsonl"},
+        "model": {"max_length": 32, "stride": 8, "max_question_tokens": 8, "no_answer": True},
+        "training": {"max_steps": 1, "batch_size": 4, "progress_bar": False, "bf16": "false"}})
+    nlp = load(train(cfg, tmp / "model").output_dir, mode="fp32")
+    docs = [d.copy(annotations=False) for d in qa_docs(6, prefix="t", none_every=3)]
+    jobs = [[docs[(k + j) % len(docs)] for j in range(len(docs))] * 2 for k in range(8)]
+    expected = [[d.to_dict() for d in nlp.pipe(job, batch_size=2)] for job in jobs]
+
+    def run(job):
+        predictions = nlp.pipe(job, batch_size=2)
+        return [d.to_dict() for d in predictions], dict(predictions.diagnostics)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(run, jobs * 2))
+    for k, (got, diagnostics) in enumerate(results):
+        assert got == expected[k % 8] and all(d["spans"] for d in got)
+        assert diagnostics["windows"] >= len(jobs[k % 8])

@@ -28,13 +28,15 @@ import logging
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from medtune.datasets.registry import DatasetSpec
 from medtune.datasets.splits import assign_split
 from medtune.document import Document, Span
 from medtune.errors import DataFormatError
 from medtune.fileutils import iter_lines, read_text
+
+if TYPE_CHECKING:  # the registry imports this module for DEID_SPEC_FIELDS
+    from medtune.datasets.registry import DatasetSpec
 
 logger = logging.getLogger("medtune.datasets")
 
@@ -42,6 +44,45 @@ TEXT_FILE = "id.text"
 PHRASE_FILE = "id-phi.phrase"
 #: ``[(split, percent of patients)]``, cut in this order over the patient buckets.
 PATIENT_SPLIT: tuple[tuple[str, int], ...] = (("train", 65), ("dev", 15), ("test", 20))
+
+DEID_SOURCE = ("cliffordlab/DEID-2023", "d88800a")
+#: ``(local path, path in the source repository, sha256, size)`` of the files of the shared copy.
+DEID_FILES = (
+    (TEXT_FILE, TEXT_FILE, "a6302174303ffc5f271e917de4a93a0aa99299b50ac20a09ffb5797b06fda6aa", 1620753),
+    (PHRASE_FILE, PHRASE_FILE, "6a1038ef87bcdc416e5989414d733062bf59d6d4387b1705cf11bb5dc3e4265d", 36950),
+)
+#: The ``physionet-deid`` spec, less ``source`` and ``files`` (the registry adds them).
+DEID_SPEC_FIELDS: dict[str, Any] = dict(
+    name="physionet-deid",
+    task="ner",
+    description="PhysioNet deid nursing notes (MIMIC II; often UPPERCASE, some over 3,000 characters) whose PHI "
+                "was replaced by realistic surrogates, with gold PHI spans of 10 types. One document per note, "
+                "id '<patient>-<note>', metadata['patient'] and metadata['note']. The shared copy holds 1,843 "
+                "notes of 123 patients (a quarter of the original patients are kept aside). Every offset is "
+                "checked against its surface (counts in the notes).",
+    labels=("HCPName", "Date", "Location", "RelativeProxyName", "PTName", "Phone", "DateYear", "Age", "Other",
+            "PTNameInitial"),
+    licence="GNU GPL 2.0 (PhysioNet deid 1.1); never try to re-identify anyone",
+    citation="Neamatullah I, Douglass MM, Lehman LH, Reisner A, Villarroel M, Long WJ, Szolovits P, Moody GB, "
+             "Mark RG, Clifford GD. Automated de-identification of free-text medical records. BMC Med Inform "
+             "Decis Mak 2008;8:32. doi:10.1186/1472-6947-8-32",
+    folder="physionet_deid",
+    split_note="No official split. Split by patient, never by note (all notes of a patient in one split): "
+               "bucket = int(sha256(patient id as UTF-8), 16) % 100; buckets 0-64 -> train, 65-79 -> dev, "
+               "80-99 -> test (shared copy: 1,342 / 229 / 272 notes of 87 / 16 / 20 patients, 950 / 159 / 192 "
+               "PHI spans; dev has no Phone span). Dev is 15 % rather than 10 % so that the decoding bias is "
+               "tuned on about 160 PHI spans, not 90.",
+    loader="physionet-deid",
+    download_unsupported="The shared copy keeps 123 of the patients of the upstream files, so the checksums "
+                         "above are those of the shared copy and an upstream download would not match them. "
+                         "Copy id.text and id-phi.phrase of the shared copy (or of PhysioNet deid 1.1, reduced "
+                         "the same way)",
+    intended_use="A PHI model trained on this corpus learned from one hospital's ICU nursing notes of the 2000s "
+                 "(MIMIC II, mostly UPPERCASE, PHI replaced by surrogates) and 10 PHI types. It will miss PHI "
+                 "of other kinds, formats and institutions: validate its recall on your own notes, with your "
+                 "own annotated sample, before any use, and use it with rules (`medtune deid`) and a human "
+                 "review, never alone.",
+)
 
 _START = re.compile(r"START_OF_RECORD=([^|\n]+)\|\|\|\|([^|\n]+)\|\|\|\|[ \t]*\r?\n")
 _END = "||||END_OF_RECORD"

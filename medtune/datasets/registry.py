@@ -13,6 +13,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from medtune.datasets.deid import DEID_FILES, DEID_SOURCE, DEID_SPEC_FIELDS
 from medtune.datasets.qa import COVID_QA_FILE, COVID_QA_SOURCE, COVID_QA_SPEC_FIELDS
 from medtune.errors import DatasetNotFoundError
 
@@ -71,8 +72,7 @@ class DatasetSpec:
     #: How info() counts sentences: "documents" (each document is one sentence), "metadata"
     #: (len(doc.metadata["sentences"])) or None (not meaningful: no sentence split in the source).
     sentence_count: str | None = None
-    #: What the card of a model trained on this corpus must tell its users (intended use, warnings).
-    intended_use: str | None = None
+    intended_use: str | None = None  # what the card of a model trained on it must tell its users
 
     @property
     def downloadable(self) -> bool:
@@ -518,49 +518,9 @@ _SPECS = _SPECS + (
     ),
 )
 
-_DEID = ("cliffordlab/DEID-2023", "d88800a")
-
-_SPECS = _SPECS + (
-    DatasetSpec(
-        name="physionet-deid",
-        task="ner",
-        description="PhysioNet deid nursing notes (MIMIC II; often UPPERCASE, some over 3,000 characters) whose "
-                    "PHI was replaced by realistic surrogates, with gold PHI spans of 10 types. One document "
-                    "per note, id '<patient>-<note>', metadata['patient'] and metadata['note']. The shared "
-                    "copy holds 1,843 notes of 123 patients (a quarter of the original patients are kept "
-                    "aside). Every offset is checked against its surface (counts in the notes).",
-        labels=("HCPName", "Date", "Location", "RelativeProxyName", "PTName", "Phone", "DateYear", "Age",
-                "Other", "PTNameInitial"),
-        licence="GNU GPL 2.0 (PhysioNet deid 1.1); never try to re-identify anyone",
-        citation="Neamatullah I, Douglass MM, Lehman LH, Reisner A, Villarroel M, Long WJ, Szolovits P, Moody GB, "
-                 "Mark RG, Clifford GD. Automated de-identification of free-text medical records. BMC Med "
-                 "Inform Decis Mak 2008;8:32. doi:10.1186/1472-6947-8-32",
-        folder="physionet_deid",
-        source=_src(_DEID),
-        files=(
-            _file(_DEID, "id.text", "id.text",
-                  "a6302174303ffc5f271e917de4a93a0aa99299b50ac20a09ffb5797b06fda6aa", 1620753),
-            _file(_DEID, "id-phi.phrase", "id-phi.phrase",
-                  "6a1038ef87bcdc416e5989414d733062bf59d6d4387b1705cf11bb5dc3e4265d", 36950),
-        ),
-        split_note="No official split. Split by patient, never by note (all notes of a patient in one split): "
-                   "bucket = int(sha256(patient id as UTF-8), 16) % 100; buckets 0-64 -> train, 65-79 -> dev, "
-                   "80-99 -> test (shared copy: 1,342 / 229 / 272 notes of 87 / 16 / 20 patients, "
-                   "950 / 159 / 192 PHI spans; dev has no Phone span). Dev is 15 % rather than 10 % so that "
-                   "the decoding bias is tuned on about 160 PHI spans, not 90.",
-        loader="physionet-deid",
-        download_unsupported=(
-            "The shared copy keeps 123 of the patients of the upstream files, so the checksums above are "
-            "those of the shared copy and an upstream download would not match them. Copy id.text and "
-            "id-phi.phrase of the shared copy (or of PhysioNet deid 1.1, reduced the same way)"
-        ),
-        intended_use="A PHI model trained on this corpus learned from one hospital's ICU nursing notes of the "
-                     "2000s (MIMIC II, mostly UPPERCASE, PHI replaced by surrogates) and 10 PHI types. It "
-                     "will miss PHI of other kinds, formats and institutions: validate its recall on your own "
-                     "notes, with your own annotated sample, before any use, and use it with rules "
-                     "(`medtune deid`) and a human review, never alone.",
-    ),
-)
+# PhysioNet deid: the fields of its spec, its loader and its patient split live in medtune/datasets/deid.py
+_SPECS = _SPECS + (DatasetSpec(**DEID_SPEC_FIELDS, source=_src(DEID_SOURCE),
+                               files=tuple(_file(DEID_SOURCE, *f) for f in DEID_FILES)),)
 
 
 def _view(base: str, **changes: Any) -> DatasetSpec:

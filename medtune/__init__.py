@@ -19,7 +19,11 @@ def __getattr__(name):
         from medtune.pipeline import Pipeline
 
         return Pipeline
+    if name == "deid":  # medtune.deid(...): the callable de-identification package
+        import importlib
+
+        return importlib.import_module("medtune.deid")
     raise AttributeError(f"module 'medtune' has no attribute {name!r}")
 
 
-__all__ = ["Document", "Span", "Relation", "Pipeline", "load", "__version__"]
+__all__ = ["Document", "Span", "Relation", "Pipeline", "load", "deid", "__version__"]

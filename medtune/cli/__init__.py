@@ -10,10 +10,13 @@ from __future__ import annotations
 from medtune.cli import commands, corpora, trust  # noqa: F401  (registers the commands)
 from medtune.batch.command import batch_command
 from medtune.cli.app import app
+from medtune.deid.command import deid_command
 from medtune.serve.command import serve_command
 
 app.command("batch", help="Run a pipeline or model over a large input in shards (local or Ray), resumable.")(batch_command)
 app.command("serve", help="Serve pipelines or models over HTTP: /v1/analyze, /v1/models, the clinicians' page at /.")(serve_command)
+app.command("deid", help="Replace PHI in notes by surrogates, tags or masks (rules + the PHI model), with an "
+                         "offset map and an audit.")(deid_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -104,3 +104,28 @@ def test_no_text_in_the_result_and_lengths_must_match():
     assert "HEALEY" not in repr(result) and "CALVERT" not in repr(result)
     with pytest.raises(ConfigError, match="1 gold documents but 2"):
         deid_metrics([gold], [[], []])
+
+
+def test_a_deid_pipeline_is_scored_on_what_its_detector_finds(tmp_path):
+    from medtune.deid.detect import PhiDetector
+    from medtune.evaluation.pipeline import evaluate_pipeline
+    from medtune.io.jsonl import write_jsonl
+
+    gold = [gold_doc(), Document(id="n2", text="CALLED DAUGHTER MARY AT 410-555-1234 ON 3/4/2021.")]
+    gold[1].add_span(16, 20, "RelativeProxyName")
+    gold[1].add_span(24, 36, "Phone")
+    gold[1].add_span(40, 48, "Date")
+    write_jsonl(gold, tmp_path / "gold.jsonl")
+    (tmp_path / "deid.yaml").write_text("name: deid-rules\ncomponents:\n  - kind: deid\n    rules: true\n",
+                                        encoding="utf-8")
+    result = evaluate_pipeline(tmp_path / "deid.yaml", str(tmp_path / "gold.jsonl"), output=tmp_path / "m.json",
+                               ci=True, resamples=50)
+    expected = deid_metrics(gold, PhiDetector(rules=True).detect(gold))
+    assert list(result)[:2] == ["recall", "precision"]
+    assert (result["recall"], result["precision"]) == (expected["recall"], expected["precision"])
+    assert result["per_type"] == expected["per_type"] and result["entities"] == expected["entities"]
+    assert result["detector"] == {"rules": True, "model": None, "outside_weight": None}
+    assert result["task"] == "ner" and "recall" in result["ci"] and "met" in result["targets"]
+    written = (tmp_path / "m.json").read_text(encoding="utf-8")
+    for secret in ("HEALEY", "CALVERT", "MARY", "410-555"):  # counts and ratios only
+        assert secret not in written

@@ -11,6 +11,10 @@ What is measured depends on the data's task:
 * assertion data (``negex``, ``assertion``): the assertion component runs on the gold concepts;
   headline ``f1`` = F1 of the negated class, with temporality and experiencer accuracy when gold has them.
 * NER data: the pipeline's NER components on the bare text; strict span F1.
+* PHI data (NER data, e.g. ``physionet-deid``) and a pipeline with a ``deid`` component: the spans
+  that component's detector (:class:`medtune.deid.detect.PhiDetector`, built from its config) finds
+  on the original text, scored by :func:`medtune.deid.evaluate.deid_metrics`: headline ``recall`` and
+  ``precision`` are binary token figures, with per-type recall and strict / lenient entity scores.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import numpy as np
 from medtune import datasets
 from medtune.assertion.metrics import assertion_report
 from medtune.data import resolve_documents
+from medtune.deid.detect import PhiDetector
+from medtune.deid.evaluate import deid_metrics, target_report
 from medtune.document import Document
 from medtune.errors import ConfigError, DatasetNotFoundError
 from medtune.evaluation.metrics import (
@@ -68,12 +74,15 @@ def evaluate_pipeline(pipeline_path: str | Path, data: str, *, split: str = "tes
     pipe = Pipeline.from_yaml(pipeline_path)
     gold, source = resolve_documents(data, split, format)
     task = _task_of(data, gold)
+    phi = task == "ner" and pipe.component("deid") is not None
     if task == "relation":
         result = _relation(pipe, gold, batch_size, errors)
     elif task == "linking":
         result = _linking(pipe, gold)
     elif task == "assertion":
         result = _assertion(pipe, gold, batch_size)
+    elif phi:
+        result = _deid(pipe, gold, batch_size)
     elif task == "ner":
         result = _ner(pipe, gold, batch_size)
     else:
@@ -90,7 +99,8 @@ def evaluate_pipeline(pipeline_path: str | Path, data: str, *, split: str = "tes
     for field in group_by or []:
         result.setdefault("groups", {})[field] = group_report(group_values(gold, field), counts, field=field,
                                                               ci=ci, n_resamples=resamples, seed=seed)
-    headline = {k: result.pop(k) for k in ("f1", "accuracy", "ceiling") if k in result}
+    first = ("recall", "precision", "f1") if phi else ("f1", "accuracy", "ceiling")
+    headline = {k: result.pop(k) for k in first if k in result}
     result = {**headline, **result, "pipeline": str(pipeline_path), "data": source, "task": task}
     if output is not None:
         with atomic_write(output) as handle:
@@ -144,6 +154,21 @@ def _ner(pipe: Any, gold: list[Document], batch_size: int) -> dict[str, Any]:
     labels = sorted({s.label for d in gold for s in d.spans})
     pred = [_only(p, labels) for p in pred]
     return {**span_metrics(gold, pred, labels), "_counts": span_counts(gold, pred)}
+
+
+def _deid(pipe: Any, gold: list[Document], batch_size: int) -> dict[str, Any]:
+
+    comp = _need(pipe, "deid")
+    cfg = comp.config
+    detector = PhiDetector(rules=cfg.rules, model=comp.model_path, outside_weight=cfg.outside_weight,
+                           batch_size=min(batch_size, 16), mode=cfg.mode)
+    found = detector.detect([_bare(d) for d in gold])
+    result = deid_metrics(gold, found)
+    result["targets"] = target_report(result)
+    weight = detector.predictor.task.outside_weight if detector.predictor is not None else None
+    result["detector"] = {"rules": cfg.rules, "model": str(comp.model_path) if comp.model_path else None,
+                          "outside_weight": weight}
+    return result
 
 
 def _linking(pipe: Any, gold: list[Document]) -> dict[str, Any]:

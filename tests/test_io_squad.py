@@ -11,7 +11,7 @@ import pytest
 from medtune.document import Document
 from medtune.errors import DataFormatError
 from medtune.io import read_documents, write_documents
-from medtune.io.squad import iter_squad, read_squad, write_squad, write_squad_predictions
+from medtune.io.squad import iter_squad, read_squad, write_squad
 
 PLANT = "ZZPATIENT-SMITH-4711"
 CONTEXT = f"Pt {PLANT} has fever. Fever started on day 2; fever, then cough."  # fever 28, 59; Fever 35; cough 71

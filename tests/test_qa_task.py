@@ -340,7 +340,7 @@ def test_train_predict_evaluate_round_trip(qa_model):
 
 
 def test_cli_predicts_squad_files_and_evaluates(qa_model, tmp_path):
-    result, tmp = qa_model
+    result, _ = qa_model
     squad = tmp_path / "questions.json"
     write_squad(qa_docs(8, prefix="s", none_every=4), squad)
     runner = CliRunner()

@@ -100,7 +100,7 @@ def _parse_all(path: str) -> tuple[dict[str, list[Document]], dict[str, dict[str
     return splits, split_notes, notes
 
 
-def load_covid_qa(spec: "DatasetSpec", root: Path, split: str) -> tuple[list[Document], dict[str, Any], dict[str, Any]]:
+def load_covid_qa(spec: DatasetSpec, root: Path, split: str) -> tuple[list[Document], dict[str, Any], dict[str, Any]]:
     splits, split_notes, notes = _parse_all(str(root / spec.folder / spec.files[0].path))
     return list(splits[split]), dict(split_notes[split]), dict(notes)
 

@@ -135,7 +135,7 @@ class QaOptions(TaskOptions):
         "epoch and run); a question without an answer keeps at least one window")
 
     @model_validator(mode="after")
-    def _room_for_context(self) -> "QaOptions":
+    def _room_for_context(self) -> QaOptions:
         room = self.max_length - self.max_question_tokens - 4
         if self.stride >= room:
             raise ValueError(f"model.stride ({self.stride}) must be smaller than model.max_length - "

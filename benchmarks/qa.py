@@ -1,0 +1,155 @@
+"""COVID-QA: a BM25 sentence-retrieval baseline and a trained medtune QA model on the same split.
+
+    .venv/bin/python benchmarks/qa.py [--model models/covid-qa] [--split test] [--mode auto]
+                                      [--batch-size 64] [--predictions DIR] [--out FILE]
+
+Both systems answer every question of the split (``covid-qa``, split by article, see docs/qa.md)
+and are scored with the official SQuAD normalisation (``medtune.tasks.qa.squad_metrics``: exact
+match and token F1, max over gold answers, means over questions, 0-1):
+
+- ``baseline``: the sentence of the question's article that BM25 (``bm25s``, Lucene variant, English
+  stop words, lower case, no stemming; ``medtune.sentences.split_sentences`` for the sentences) ranks
+  first for the question; the whole sentence is the answer. ``sentence_oracle`` is the best F1 any
+  single sentence of the article reaches (the ceiling of every sentence-level answerer).
+- ``model``: ``medtune.load(MODEL).pipe(...)``, the rank-1 span (only when ``--model`` is given or
+  ``models/covid-qa`` exists).
+
+Target (the lead's run): model F1 >= baseline F1 + 0.10. With ``--predictions DIR`` both systems'
+answers are written in the official predictions format (``{question id: answer}``). Needs the
+``retrieval`` extra (``pip install 'medtune[retrieval]' -c constraints.txt``). Writes
+``benchmarks/results/qa-covid.json`` atomically and prints the same JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _env import RESULTS, ROOT  # noqa: E402  (sets up sys.path and the environment)
+
+from medtune import datasets  # noqa: E402
+from medtune.document import Document  # noqa: E402
+from medtune.errors import MissingExtraError  # noqa: E402
+from medtune.fileutils import atomic_write  # noqa: E402
+from medtune.io.squad import write_squad_predictions  # noqa: E402
+from medtune.sentences import split_sentences  # noqa: E402
+from medtune.tasks.qa import gold_answers, squad_metrics, token_f1  # noqa: E402
+
+TARGET_MARGIN = 0.10
+DEFAULT_MODEL = ROOT / "models" / "covid-qa"
+
+
+def _bm25s() -> Any:
+    try:
+        import bm25s
+    except ImportError:
+        raise MissingExtraError("the BM25 baseline of benchmarks/qa.py", "retrieval") from None
+    return bm25s
+
+
+def _answered(doc: Document, start: int, end: int, score: float | None = None) -> Document:
+    pred = doc.copy(annotations=False)
+    pred.add_span(start, end, "answer", score=score, attributes={"rank": 1})
+    return pred
+
+
+def bm25_baseline(docs: list[Document]) -> tuple[list[Document], list[float], dict[str, Any]]:
+    """The best BM25 sentence of each question's article; the best F1 any sentence reaches (oracle)."""
+    bm25s = _bm25s()
+    articles: dict[str, tuple[list[tuple[int, int]], Any]] = {}
+    preds, oracle = [], []
+    for doc in docs:
+        if doc.text not in articles:
+            sentences = [(a, b) for a, b in split_sentences(doc.text) if b > a]
+            retriever = bm25s.BM25(method="lucene")
+            retriever.index(bm25s.tokenize([doc.text[a:b] for a, b in sentences], stopwords="en",
+                                           show_progress=False), show_progress=False)
+            articles[doc.text] = (sentences, retriever)
+        sentences, retriever = articles[doc.text]
+        query = bm25s.tokenize([doc.text_pair or ""], stopwords="en", show_progress=False)
+        rows, scores = retriever.retrieve(query, k=1, show_progress=False)
+        a, b = sentences[int(rows[0][0])]
+        preds.append(_answered(doc, a, b, float(scores[0][0])))
+        golds = gold_answers(doc)
+        oracle.append(max(max(token_f1(doc.text[s:e], g) for g in golds) for s, e in sentences))
+    sizes = [len(s) for s, _ in articles.values()]
+    return preds, oracle, {"articles": len(articles), "sentences_per_article_median": sorted(sizes)[len(sizes) // 2]}
+
+
+def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        out[key] = round(value, 4) if isinstance(value, float) else _rounded(value) if isinstance(value, dict) else value
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=None, help="trained qa model (default: models/covid-qa if present)")
+    parser.add_argument("--split", default="test", choices=("train", "dev", "test"))
+    parser.add_argument("--mode", default="auto", help="inference mode of the model (auto, fp32, bf16)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--data-dir", default=None, help="default: $MEDTUNE_DATA_DIR or ../shared/data")
+    parser.add_argument("--predictions", type=Path, default=None, help="folder for the SQuAD prediction files")
+    parser.add_argument("--out", type=Path, default=RESULTS / "qa-covid.json")
+    args = parser.parse_args(argv)
+
+    docs = datasets.load("covid-qa", args.split, data_dir=args.data_dir)
+    start = time.perf_counter()
+    baseline_preds, oracle, baseline_info = bm25_baseline(docs)
+    baseline = {"method": "bm25s best sentence of the article (Lucene BM25, English stop words, no stemming)",
+                **_rounded(squad_metrics(docs, baseline_preds)), **baseline_info,
+                "seconds": round(time.perf_counter() - start, 2)}
+    result: dict[str, Any] = {
+        "benchmark": "covid-qa extractive QA", "corpus": "covid-qa", "split": args.split, "questions": len(docs),
+        "split_note": datasets.get_spec("covid-qa").split_note,
+        "metrics": "official SQuAD normalisation; exact match and token F1, max over gold answers, mean over "
+                   "questions, 0-1",
+        "baseline": baseline,
+        "sentence_oracle": {"f1": round(sum(oracle) / len(oracle), 4),
+                            "note": "best F1 any single sentence of the article reaches"},
+        "model": None,
+        "target": {"rule": f"model f1 >= baseline f1 + {TARGET_MARGIN}", "met": None},
+    }
+    model_dir = args.model or (DEFAULT_MODEL if (DEFAULT_MODEL / "config.json").exists() else None)
+    model_preds = None
+    if model_dir is not None:
+        import medtune
+
+        nlp = medtune.load(model_dir, mode=args.mode, batch_size=args.batch_size)
+        start = time.perf_counter()
+        predictions = nlp.pipe(docs, batch_size=args.batch_size)
+        model_preds = list(predictions)
+        seconds = time.perf_counter() - start
+        meta = nlp.task.meta
+        result["model"] = {"path": str(model_dir), "mode": nlp.precision, **_rounded(squad_metrics(docs, model_preds)),
+                           "windows": int(predictions.diagnostics["windows"]), "seconds": round(seconds, 1),
+                           "questions_per_second": round(len(docs) / seconds, 2),
+                           "settings": {k: meta.get(k) for k in ("max_length", "stride", "max_answer_tokens",
+                                                                 "n_best", "no_answer", "null_threshold")}}
+        result["target"]["met"] = result["model"]["f1"] >= baseline["f1"] + TARGET_MARGIN
+    if args.predictions is not None:
+        args.predictions.mkdir(parents=True, exist_ok=True)
+        write_squad_predictions(baseline_preds, args.predictions / f"bm25-{args.split}.json")
+        if model_preds is not None:
+            write_squad_predictions(model_preds, args.predictions / f"model-{args.split}.json")
+    result["command"] = "python benchmarks/qa.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    result["date"] = dt.date.today().isoformat()
+    result["machine"] = {"python": platform.python_version(), "platform": platform.platform(),
+                         "processor": platform.processor() or platform.machine()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(args.out) as handle:
+        json.dump(result, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return result
+
+
+if __name__ == "__main__":
+    main()

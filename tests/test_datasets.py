@@ -26,7 +26,7 @@ MIRROR = FIXTURES / "mirror"
 
 ALL_NAMES = ["ncbi-disease", "bc5cdr", "bc5cdr-chem", "bc5cdr-disease", "bc2gm", "hoc", "nicta-piboso",
              "chemprot", "gad", "pubmedqa", "ade-classification", "negex", "assertion", "bc5cdr-cid", "ade",
-             "ncbi-disease-linking", "bc5cdr-disease-linking", "bc5cdr-chem-linking"]
+             "ncbi-disease-linking", "bc5cdr-disease-linking", "bc5cdr-chem-linking", "covid-qa"]
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +67,7 @@ def _files_under(path: Path) -> list[Path]:
 def test_registry_lists_every_corpus_with_complete_specs():
     assert [s.name for s in datasets.list_datasets()] == ALL_NAMES
     for spec in datasets.list_datasets():
-        assert spec.task in ("ner", "classification", "relation", "assertion", "linking")
+        assert spec.task in ("ner", "classification", "relation", "assertion", "linking", "qa")
         assert spec.labels and len(set(spec.labels)) == len(spec.labels)
         assert spec.licence and spec.citation and spec.description and spec.split_note
         assert spec.splits == (("test",) if spec.name == "negex" else ("train", "dev", "test"))
@@ -327,6 +327,9 @@ EXPECTED = [
     ("bc5cdr-chem-linking", "train", 500, 5203),
     ("bc5cdr-chem-linking", "dev", 500, 5347),
     ("bc5cdr-chem-linking", "test", 500, 5385),
+    ("covid-qa", "train", 1033, 1033),
+    ("covid-qa", "dev", 139, 139),
+    ("covid-qa", "test", 208, 208),
 ]
 
 
@@ -341,7 +344,7 @@ def test_real_corpus_counts(real_root, name):
         docs = datasets.load(name, split, data_dir=real_root, download=False)
         assert len(docs) == n_docs, (name, split)
         assert len({d.id for d in docs}) == n_docs, "document ids are unique"
-        if spec.task in ("ner", "relation", "linking"):
+        if spec.task in ("ner", "relation", "linking", "qa"):
             assert sum(len(d.spans) for d in docs) == counts
             assert {s.label for d in docs for s in d.spans} <= set(spec.labels)
         elif spec.task == "assertion":

@@ -25,7 +25,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 MIRROR = FIXTURES / "mirror"
 
 ALL_NAMES = ["ncbi-disease", "bc5cdr", "bc5cdr-chem", "bc5cdr-disease", "bc2gm", "hoc", "nicta-piboso",
-             "chemprot", "gad", "pubmedqa", "ade-classification", "negex", "assertion", "bc5cdr-cid", "ade",
+             "chemprot", "gad", "pubmedqa", "ade-classification", "negex", "assertion", "physionet-deid",
+             "bc5cdr-cid", "ade",
              "ncbi-disease-linking", "bc5cdr-disease-linking", "bc5cdr-chem-linking", "covid-qa"]
 
 
@@ -78,8 +79,8 @@ def test_registry_lists_every_corpus_with_complete_specs():
             assert file.url.startswith(f"https://raw.githubusercontent.com/{repo}/{commit}/"), file.url
         for split in spec.splits:  # every split has something to read
             assert spec.files_for(split) or spec.manual_paths
-        if not spec.downloadable:
-            assert spec.manual_paths and "git clone" in spec.download_unsupported
+        if not spec.downloadable:  # it names the paths to fill (files or manual ones) and where to get them
+            assert (spec.manual_paths or spec.files) and "git clone" in spec.download_unsupported
         d = spec.to_dict()
         assert d["name"] == spec.name and d["split_note"] == spec.split_note
     assert datasets.get_spec("hoc").multi_label and datasets.get_spec("pubmedqa").pair

@@ -73,10 +73,11 @@ DEID_SPEC_FIELDS: dict[str, Any] = dict(
                "PHI spans; dev has no Phone span). Dev is 15 % rather than 10 % so that the decoding bias is "
                "tuned on about 160 PHI spans, not 90.",
     loader="physionet-deid",
-    download_unsupported="The shared copy keeps 123 of the patients of the upstream files, so the checksums "
-                         "above are those of the shared copy and an upstream download would not match them. "
-                         "Copy id.text and id-phi.phrase of the shared copy (or of PhysioNet deid 1.1, reduced "
-                         "the same way)",
+    download_unsupported="The checksums above are those of the shared copy, which keeps 123 of the patients of "
+                         "the upstream files, so medtune does not download them (the upstream ones would not "
+                         "match). Copy id.text and id-phi.phrase of the shared copy; `git clone "
+                         "https://github.com/cliffordlab/DEID-2023` (commit d88800a) has the upstream files, "
+                         "which load too (all patients, other counts)",
     intended_use="A PHI model trained on this corpus learned from one hospital's ICU nursing notes of the 2000s "
                  "(MIMIC II, mostly UPPERCASE, PHI replaced by surrogates) and 10 PHI types. It will miss PHI "
                  "of other kinds, formats and institutions: validate its recall on your own notes, with your "

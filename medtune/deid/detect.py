@@ -5,17 +5,20 @@ with their category (``DATE``, ``NAME``, ...), model spans with the model's own 
 (``HCPName``, ``Date``, ...); ``attributes["source"]`` says who found a span (``rules``, ``model``, or
 ``model+rules``) and ``attributes["patterns"]`` which rules did. Overlapping spans, of either source,
 are merged into their union, so that no character either source marked is lost; the merged span keeps
-the label of its longest part (the model's on a tie). The model is loaded on first use through
+the label of its longest part (the model's on a tie). A name or place found once is then found
+everywhere in the note (:func:`propagate`; ``attributes["propagated"]``). The model is loaded on first use through
 :func:`medtune.deid.model.load_phi_model` (and run by :func:`~medtune.deid.model.predict_phi`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
-from medtune.deid.rules import PATTERNS, Pattern, find_phi
+from medtune.deid.rules import PATTERNS, Pattern, find_phi, is_common_word
+from medtune.deid.types import PhiCategory, category_of
 from medtune.document import Document, Span
 from medtune.errors import ConfigError, ModelError
 
@@ -65,6 +68,44 @@ def merge_spans(spans: Sequence[Span]) -> list[Span]:
     return out
 
 
+_PROPAGATED = {PhiCategory.NAME, PhiCategory.INITIALS}
+#: rule patterns sure enough of a name to look for it elsewhere in the note (the model's names always are)
+STRONG_NAME_PATTERNS = frozenset({"name_title", "name_credential", "name_credential_lower", "name_initial",
+                                  "name_is", "name_signed"})
+_WORDS = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]")
+
+
+def propagate(text: str, spans: Sequence[Span]) -> list[Span]:
+    """``spans`` plus every other whole-word occurrence (any case) of the words of its name spans that
+    the model or a strong name cue found (:data:`STRONG_NAME_PATTERNS`): a name found once after
+    "Dr." is PHI wherever it stands in the note. Words of fewer than three letters and common words
+    (``lists/not_names.txt``) are not propagated."""
+    words: dict[str, Span] = {}
+    for span in spans:
+        if category_of(span.label) not in _PROPAGATED:
+            continue
+        sources = str(span.attributes.get("source", "")).split("+")
+        if "model" not in sources and not STRONG_NAME_PATTERNS & set(span.attributes.get("patterns", [])):
+            continue
+        for m in _WORDS.finditer(text, span.start, span.end):
+            word = m.group().lower()
+            if len(word) >= 3 and not is_common_word(word) and word not in words:
+                words[word] = span
+    if not words:
+        return list(spans)
+    covered = sorted((s.start, s.end) for s in spans)
+    found = list(spans)
+    pattern = re.compile(r"(?<![A-Za-z])(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+                         + r")(?![A-Za-z])", re.IGNORECASE)
+    for m in pattern.finditer(text):
+        if any(a < m.end() and m.start() < b for a, b in covered):
+            continue
+        origin = words[m.group().lower()]
+        found.append(Span(m.start(), m.end(), origin.label, attributes={
+            "source": origin.attributes.get("source", "rules"), "propagated": True}))
+    return found
+
+
 def _model_api() -> tuple[Callable[..., Any], Callable[..., list[list[Span]]]]:
     """``(load_phi_model, predict_phi)`` of :mod:`medtune.deid.model` (imported when a model is used:
     it needs torch)."""
@@ -78,7 +119,7 @@ class PhiDetector:
     docstring). ``outside_weight`` overrides the model's stored decoding bias (below 1: more recall)."""
 
     def __init__(self, rules: bool = True, model: str | Path | None = None, outside_weight: float | None = None,
-                 batch_size: int = 16, *, mode: str = "auto") -> None:
+                 batch_size: int = 16, *, mode: str = "auto", propagate: bool = True) -> None:
         if not rules and model is None:
             raise ConfigError("PHI detection needs the rules, a model or both; both are off",
                               fix="keep the rules on, or give a PHI model directory")
@@ -89,6 +130,7 @@ class PhiDetector:
         self.outside_weight = outside_weight
         self.batch_size = batch_size
         self.mode = mode
+        self.propagate = propagate
         self._predictor: Any = None
 
     @property
@@ -110,14 +152,16 @@ class PhiDetector:
         """PHI spans of each document, on its ``text``; the documents are not changed."""
         found: list[list[Span]] = [rule_spans(doc.text) if self.rules else [] for doc in docs]
         if self.model is not None and docs:
+            predictor = self.predictor  # loads (or refuses a missing model) before torch is imported
             _, predict_phi = _model_api()
             bare = [Document(id=doc.id, text=doc.text) for doc in docs]
-            predicted = predict_phi(self.predictor, bare, self.batch_size)
+            predicted = predict_phi(predictor, bare, self.batch_size)
             for spans, model_spans in zip(found, predicted):
                 spans.extend(Span(s.start, s.end, s.label, score=s.score,
                                   attributes={"source": "model"})
                              for s in model_spans)
-        return [merge_spans(spans) for spans in found]
+        return [merge_spans(propagate(doc.text, merge_spans(spans))) if self.propagate else merge_spans(spans)
+                for doc, spans in zip(docs, found)]
 
     def detect_text(self, text: str) -> list[Span]:
         return self.detect([Document(id="text", text=text)])[0]

@@ -54,9 +54,13 @@ class Pattern:
     #: text just after it matches ``after`` (context that says "ventilator setting", not "date")
     before: re.Pattern[str] | None = None
     after: re.Pattern[str] | None = None
+    #: a cheap regex the text must contain for the pattern to be tried at all (speed only)
+    requires: re.Pattern[str] | None = None
 
     def finditer(self, text: str) -> Iterator[tuple[int, int]]:
         """``(start, end)`` of each PHI string the pattern finds in ``text``."""
+        if self.requires is not None and self.requires.search(text) is None:
+            return
         for m in self.regex.finditer(text):
             start, end = m.span("phi") if "phi" in self.regex.groupindex else m.span()
             if start < 0 or start == end:
@@ -150,6 +154,7 @@ def _name_run(text: str, start: int, end: int, mode: str) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------------------------ building blocks
+_MONTH_HINT = re.compile(r"(?i)jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec")
 _MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
           r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)")
 _MM = r"(?:0?[1-9]|1[0-2])"
@@ -214,21 +219,25 @@ DATE_PATTERNS = (
     Pattern("date_day_month", PhiCategory.DATE, re.compile(_DATE_DMY_TEXT, I), (
         ("seen 22 Jul 2019 in", "22 Jul 2019"), ("on 3rd of March, 2004", "3rd of March, 2004"),
         ("21 Apr, 21 0700", "21 Apr, 21"), ("on 5 june", "5 june")),
-        ("2 mar", "given 2 may be", "2 dec to 1l", "12 mg", "2 may 2000 ml")),
+        ("2 mar", "given 2 may be", "2 dec to 1l", "12 mg", "2 may 2000 ml"),
+        requires=_MONTH_HINT),
     Pattern("date_month_day", PhiCategory.DATE, re.compile(_DATE_MDY_TEXT, I), (
         ("on July 22nd the", "July 22nd"), ("birthday is may 16, 2015.", "may 16, 2015"),
         ("Jul-22 follow up", "Jul-22"), ("it was July 29th.", "July 29th"), ("JUNE 3, 1999", "JUNE 3, 1999")),
-        ("dec 2 liters", "mar 2 cm", "may 2x", "decreased 5")),
+        ("dec 2 liters", "mar 2 cm", "may 2x", "decreased 5"),
+        requires=_MONTH_HINT),
     Pattern("date_month_year", PhiCategory.DATE, re.compile(
         rf"\b(?P<phi>{_MONTH}\.?(?:\s+of)?,?\s+(?:{_YEAR4}|'[0-9]{{2}}))(?![0-9]){_NOT_UNIT}", I), (
         ("IN THIS CASE MARCH OF 1993.", "MARCH OF 1993"), ("in march of 2022 pt", "march of 2022"),
         ("since Jan 2004", "Jan 2004"), ("nov, '96", "nov, '96")),
-        ("mar 150", "dec 200", "may 2000 ml")),
+        ("mar 150", "dec 200", "may 2000 ml"),
+        requires=_MONTH_HINT),
     Pattern("date_month_alone", PhiCategory.DATE, re.compile(
         r"\b(?:in|since|until|early|late|mid|during|last|next|of|from)\s+(?P<phi>january|february|march|"
         r"april|june|july|august|september|sept|october|november|december)\b(?![-/][0-9])", I), (
         ("in sept. and d/c'd", "sept"), ("since March the pain", "March")),
-        ("may be", "march to the bathroom", "in may be")),
+        ("may be", "march to the bathroom", "in may be"),
+        requires=_MONTH_HINT),
     Pattern("year_apostrophe", PhiCategory.DATE, re.compile(r"(?<![\w'])'(?P<phi>[0-9]{2})(?![\w'])"), (
         ("s/p cabg '95(lima", "95"), ("MI in '81 and redo", "81"), ("CABGx4 '79, GERD", "79")),
         ("height 5'10\"", "it's 5 o'clock", "the '95' key'")),
@@ -239,23 +248,27 @@ DATE_PATTERNS = (
         r"(?!\s*(?:cc|ml|mg|units?|u\b|hrs?|kcal|cal|mcg|gm?\b|-|to\s+[0-9]))", I), (
         ("PMH: CAD, S/P MI 1992; LCX", "1992"), ("RENAL CELL CA 1977,S/P", "1977"), ("in march of 2022", "2022"),
         ("a chest ache in 2006 but", "2006"), ("CVA 2004, hernia", "2004")),
-        ("since 1900 pt", "in 2000 cc", "from 1930 - 0700", "of 1100 units", "at 2130 arrived")),
+        ("since 1900 pt", "in 2000 cc", "from 1930 - 0700", "of 1100 units", "at 2130 arrived"),
+        requires=re.compile(r"19[0-9]{2}|20[0-9]{2}")),
     # 1960-1999 cannot be a clock time (no minute 60-99); 1900-1959 and 2000-2059 after "since" may be one
     Pattern("year_since", PhiCategory.DATE, re.compile(
         r"\b(?:since|from|until|till|after|before|around|about|by|early|late|mid)[\s,]+(?P<phi>19[6-9][0-9])"
         r"(?![\w/.:]|-[0-9])(?!\s*(?:cc|ml|mg|units?\b|u\b|hrs?\b|kcal|mcg|-|to\s+[0-9]))", I), (
         ("chest pain since 1992 but", "1992"), ("sober from 1985 on", "1985")),
-        ("since 1900 pt", "from 1930 - 0700", "since 1995 cc")),
+        ("since 1900 pt", "from 1930 - 0700", "since 1995 cc"),
+        requires=re.compile(r"19[6-9][0-9]")),
     Pattern("year_event_short", PhiCategory.DATE, re.compile(
         r"\b(?:mi|cabg|cva|tia|ptca|pci|stent|repair|redo|avr|mvr|ablation|pacer|ppm|aicd|turp|chole|"
         r"appy|tah|bso|thr|tkr|orif|lap)(?:\s*x\s*[0-9])?[\s,]+(?P<phi>[0-9]{2})(?![\w./:%]|-[0-9]|\s*(?:%|mm|cm|"
         r"mg|cc|ml|units?\b|hrs?\b|bpm|beats|/))", I), (
         ("PMH MI 92, 3 VCABG", "92"), ("CABG 81, Redo CABG 84, MVR", "81")),
-        ("MI 1992", "HR 92, BP", "CVA 2.5 cm")),
+        ("MI 1992", "HR 92, BP", "CVA 2.5 cm"),
+        requires=re.compile(r"[0-9]{2}")),
     Pattern("holiday", PhiCategory.DATE, re.compile(
         r"\b(?:christmas|xmas|thanksgiving|easter|new year'?s(?: day| eve)?|hanukkah|halloween|"
         r"independence day|labor day|memorial day)\b", I), (("home for christmas", "christmas"),),
-        ("merry", "labor and delivery")),
+        ("merry", "labor and delivery"),
+        requires=re.compile(r"(?i)christmas|xmas|thanksgiving|easter|new year|hanukkah|halloween|independence|labor day|memorial day")),
 )
 
 OTHER_PATTERNS = (
@@ -263,7 +276,8 @@ OTHER_PATTERNS = (
         rf"(?:{_DATE_MDY}|{_DATE_ISO}|{_L}{_MM}/{_DD}{_R}|\b{_MONTH}\.?\s+{_DD}{_ORD}?(?:,?\s+{_YEAR4})?)"
         rf",?\s+(?:at\s+|@\s*)?(?P<phi>{_TIME})(?![\w:])", I), (
         ("10/22/03, 1900 Neuro", "1900"), ("seen 7/22 at 14:30 in", "14:30"), ("2019-07-22 09:15am", "09:15am")),
-        ("at 1900 neuro", "7/22 1 unit", "BP 120/80 1400")),
+        ("at 1900 neuro", "7/22 1 unit", "BP 120/80 1400"),
+        requires=re.compile(r"[0-9]")),
     Pattern("phone", PhiCategory.PHONE, re.compile(
         r"(?<![\w/.])(?<![0-9]-)(?:\+?1[\s.-])?(?:\([2-9][0-9]{2}\)\s*|[2-9][0-9]{2}(?:[\s.-]|-\s)\s?)"
         r"[2-9][0-9]{2}(?:[\s.-]|-\s)\s?[0-9]{4}(?:\s*(?:x|ext\.?|extension)\s*[0-9]{1,5})?(?![\w/]|\.[0-9])", I), (
@@ -271,34 +285,40 @@ OTHER_PATTERNS = (
         ("KRISSY---301 944-5032 &", "301 944-5032"), ("call (410) 555-1234 today", "(410) 555-1234"),
         ("dtr Frances Baker- 212- 476- 8356.", "212- 476- 8356"), ("+1 410.555.0199", "+1 410.555.0199")),
         ("BP 120/80", "dates 10-12-2019", "id 1234567", "INR 2.0; PT 17.5", "1100 UNITS", "ssn 123-45-6789",
-         "NOTE 1900-0700", "SVR 900-1100", "PEEP VT 460. 2100 BECAME", "555-1234")),
+         "NOTE 1900-0700", "SVR 900-1100", "PEEP VT 460. 2100 BECAME", "555-1234"),
+        requires=re.compile(r"[0-9]{4}")),
     Pattern("phone_keyword", PhiCategory.PHONE, re.compile(
         r"\b(?:phone|ph|tel|telephone|cell|cellphone|mobile|home|work|office|pager|pgr|beeper|fax|"
         r"fax number|contact|call|reached at)(?:\s*(?:#|no\.?|number|num))?[\s:#.]*(?P<phi>\(?[0-9][0-9()\s.-]{3,14}[0-9])"
         r"(?![\w/]|\.[0-9])", I), (
         ("Pager 83554.", "83554"), ("beeper number 55037 for", "55037"), ("Pager # 98765 Time", "98765"),
         ("fax: 410.555.0123", "410.555.0123")),
-        ("home 2 days", "work of breathing", "office visit", "cell count 12", "call 2 times")),
+        ("home 2 days", "work of breathing", "office visit", "cell count 12", "call 2 times"),
+        requires=re.compile(r"[0-9]{4}")),
     Pattern("email", PhiCategory.EMAIL, re.compile(
         r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}\b"), (
         ("email jane.doe@example.org today", "jane.doe@example.org"),),
-        ("at @ 1400", "a@b")),
+        ("at @ 1400", "a@b"),
+        requires=re.compile(r"@")),
     Pattern("url", PhiCategory.URL, re.compile(
         r"\b(?:https?://|www\.)[^\s<>\"')\]]{2,2000}(?<![.,;:])|"
         r"\b[A-Za-z0-9-]{2,63}\.(?:com|org|net|edu|gov|info|io)(?:/[^\s<>\"')\]]{0,2000}(?<![.,;:]))?\b", I), (
         ("see https://portal.example.org/p?id=7.", "https://portal.example.org/p?id=7"),
         ("www.hospital-x.com", "www.hospital-x.com"), ("at mychart.org/login", "mychart.org/login")),
-        ("p.o. meds", "e.g. fever", "1.5 mg")),
+        ("p.o. meds", "e.g. fever", "1.5 mg"),
+        requires=re.compile(r"(?i)www\.|://|\.(?:com|org|net|edu|gov|info|io)\b")),
     Pattern("ip_address", PhiCategory.IP, re.compile(
         r"(?<![\w./])(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
         r"(?![\w]|\.[0-9])|(?<![\w:])(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}(?![\w:])", I), (
         ("from 192.168.10.25 at", "192.168.10.25"), ("host 2001:0db8:85a3:0000:0000:8a2e:0370:7334",
                                                       "2001:0db8:85a3:0000:0000:8a2e:0370:7334")),
-        ("pH 7.35", "1.2.3", "version 1.2.3.4.5", "999.1.1.1", "abg 80/48/7.45.34.7")),
+        ("pH 7.35", "1.2.3", "version 1.2.3.4.5", "999.1.1.1", "abg 80/48/7.45.34.7"),
+        requires=re.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]|:[0-9a-fA-F]{1,4}:")),
     Pattern("ssn", PhiCategory.ID, re.compile(r"(?<![\w-])(?!000|666|9[0-9]{2})[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}"
                                               r"(?![\w]|-[0-9])"), (
         ("SSN 123-45-6789.", "123-45-6789"),),
-        ("phone 410-322-1419", "12-34-5678", "000-12-3456")),
+        ("phone 410-322-1419", "12-34-5678", "000-12-3456"),
+        requires=re.compile(r"[0-9]{3}-[0-9]{2}-[0-9]{4}")),
     Pattern("record_number", PhiCategory.ID, re.compile(
         r"\b(?:(?:mrn|mr\s*#|mr\s*no\.?|medical\s+record(?:\s+(?:number|no\.?|#))?|acct|account|acc\s*#|"
         r"lic(?:ense|ence)?|licence|dea|npi|ssn|social\s+security(?:\s+number)?|medicaid|medicare|hic|"
@@ -309,59 +329,69 @@ OTHER_PATTERNS = (
         ("lic # MD12345", "MD12345"), ("(ref # 8336652).", "8336652"), ("hospital policy #rg17,at", "rg17"),
         ("ID# 44-1234", "44-1234")),
         ("id consult", "case 2 units", "licensed", "mr 2+", "member of the family", "ID: TMAX-99, WBC",
-         "ref 1234")),
+         "ref 1234"),
+        requires=re.compile(r"[0-9]{2}")),
     Pattern("zip_code", PhiCategory.LOCATION, re.compile(
         r"\b(?:AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|"
         r"NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|Maryland|Virginia|zip|zip\s*code)[,:]?\s+"
         r"(?P<phi>[0-9]{5}(?:-[0-9]{4})?)(?![\w-])", I), (
         ("Baltimore, MD 21201.", "21201"), ("zip 21204-1234", "21204-1234"), ("Towson, Maryland 21286", "21286")),
-        ("MD 2 units", "pa line 35", "zip it", "MD 123456")),
+        ("MD 2 units", "pa line 35", "zip it", "MD 123456"),
+        requires=re.compile(r"[0-9]{5}")),
     Pattern("postcode_keyword", PhiCategory.LOCATION, re.compile(
         r"\b(?:postcode|post\s*code|postal\s*code)[:\s]+(?P<phi>[A-Z]{1,2}[0-9][A-Z0-9]?\s*[0-9][A-Z]{2}|"
         r"[0-9]{4,6})(?![\w])", I), (
         ("postcode: SW1A 1AA", "SW1A 1AA"), ("postal code 10115,", "10115")),
-        ("postcode unknown", "CO2 5MG")),
+        ("postcode unknown", "CO2 5MG"),
+        requires=re.compile(r"(?i)post")),
     Pattern("street_address", PhiCategory.LOCATION, re.compile(
         r"(?<![\w/.])(?P<phi>[0-9]{1,5}(?:\s+[A-Z][a-z]+){1,3}\s+(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|"
         r"Lane|Ln|Drive|Court|Ct|Way|Place|Pl|Terrace|Circle|Pike|Parkway)\b\.?|[0-9]{1,5}(?:\s+[A-Z]+){1,3}"
         r"\s+(?:STREET|AVENUE|ROAD|BOULEVARD|LANE|DRIVE|COURT|TERRACE|PARKWAY))"), (
         ("housing at 19 Clover St. in Lansdowne", "19 Clover St."), ("LIVES AT 12 OAK HILL ROAD WITH", "12 OAK HILL ROAD")),
-        ("GAVE 2 MG PER DR SMITH", "2 Units Per Dr", "given 5 mg by Dr")),
+        ("GAVE 2 MG PER DR SMITH", "2 Units Per Dr", "given 5 mg by Dr"),
+        requires=re.compile(r"[0-9] +[A-Z]")),
     Pattern("age_over_89", PhiCategory.AGE, re.compile(
         r"(?<![\w.])(?P<phi>9[0-9]|1[0-1][0-9])(?:\s*|-)(?:years?|yrs?|y\.?\s?o\.?|y/o|yo|yom|yof|yowm|yowf)"
         r"(?![a-z])", I), (
         ("a 92 year old man", "92"), ("98 yo gentleman", "98"), ("91yo male", "91"), ("93-year-old", "93"),
         ("98 y/o", "98"), ("95 y.o. woman", "95")),
-        ("58 YEAR OLD FEMALE", "85 yo", "HR 92", "92 units", "sats 95%", "9.5 yo")),
+        ("58 YEAR OLD FEMALE", "85 yo", "HR 92", "92 units", "sats 95%", "9.5 yo"),
+        requires=re.compile(r"(?<![0-9])(?:9[0-9]|1[01][0-9])(?![0-9])")),
     Pattern("age_keyword_over_89", PhiCategory.AGE, re.compile(
         r"\b(?:age|aged|age:)\s*(?P<phi>9[0-9]|1[0-1][0-9])(?!\w|\.[0-9])", I), (
         ("age 95, lives", "95"), ("aged 101.", "101")),
-        ("age 45", "page 95", "dosage 95")),
+        ("age 45", "page 95", "dosage 95"),
+        requires=re.compile(r"(?i)age")),
 )
 
 NAME_PATTERNS = (
     Pattern("name_title", PhiCategory.NAME, re.compile(
-        rf"\b(?:(?:dr|doctor|docter|mr|mrs|ms|miss|mister|prof|professor)(?:\.\s*|\s+)|np\s+)(?P<phi>{_NAMES})", I), (
+        rf"\b(?:dr|doctor|docter|mr|mrs|(?-i:Ms)|miss|mister|prof|professor)(?:\.\s*|\s+)(?P<phi>{_NAMES})", I), (
         ("followed at gh by dr healey. she", "healey"), ("per Dr. Murphy- pt", "Murphy"),
-        ("mr. Masci was having", "Masci"), ("MR. EDWIN PRZYBYLO is", "EDWIN PRZYBYLO"),
+        ("mr. Masci was having", "Masci"), ("Ms. Lee said", "Lee"), ("MR. EDWIN PRZYBYLO is", "EDWIN PRZYBYLO"),
         ("Dr. J. Smith aware", "J. Smith"), ("Mrs. Haas stated", "Haas"), ("PER DR BURKE SLOW WEAN", "BURKE"),
-         ("NP JEN AWARE", "JEN")),
+         ),
         ("DR AWARE OF", "MR changes", "mr and tr", "Dr. to call", "MR 2+ noted",
-         "SEE MD NOTES", "NP aware", "PA line", "on 5l np. GU-foley"), words="lead"),
+         "SEE MD NOTES", "NP aware", "PA line", "on 5l np. GU-foley", "no affect on MS. Verbal",
+         "STRONG NP COUGH", "monitor MS. OOB as tol"), words="lead"),
     Pattern("name_initial", PhiCategory.NAME, re.compile(
-        r"(?<![\w./'])(?P<phi>[A-Z]\.\s?[A-Z][a-z][A-Za-z'\-]*|[B-KMNQTU-Z]\.\s[A-Z]{2}[A-Z'\-]*)(?!\w|\.[A-Za-z])"), (
+        r"(?<![\w./'&<>+-])(?P<phi>[B-HJKMNQTU-Z]\.\s?[A-Z][a-z][A-Za-z'\-]*|[B-HJKMNQTU-Z]\.\s[A-Z]{2}[A-Z'\-]*)"
+        r"(?!\w|\.[A-Za-z])"), (
         ("E. WELSH AWARE", "E. WELSH"), ("Z. MILLER IN TO STRIP", "Z. MILLER"), ("Reported to D. Phyl.", "D. Phyl"),
         ("PER K. ABRAMS PA.", "K. ABRAMS"), ("-> J. Chang PA into", "J. Chang")),
         ("E. COLI IN URINE", "S. aureus", "C. DIFF NEG", "A. FIB", "P. CONTINUE", "A. Plan:", "90'S. SATS",
-         "O. SEE CAREVUE", "R. FEMORAL", "DC'D. RIJ", "C/S,A.TYLENOL"), words="lead"),
+         "O. SEE CAREVUE", "R. FEMORAL", "DC'D. RIJ", "C/S,A.TYLENOL", "dressing D & I. Minimal", "L>R. Tidal",
+         "W&D. Art line", "N&V. Ate snack"), words="lead"),
     Pattern("name_credential", PhiCategory.NAME, re.compile(
         rf"(?<![\w.])(?P<phi>[A-Z][a-z'\-]+(?:\s+[A-Z]\.?)?(?:\s+[A-Z][a-z'\-]+)?|[A-Z][A-Z'\-]+(?:\s+[A-Z]\.)?"
         rf"\s+[A-Z][A-Z'\-]+(?=,|\s+(?:RRT|RN|NP|CRT)\b))[,\s]+(?:RN|R\.N\.|RRT|CRT|NP|MSW|LICSW|CRNP|PA-C|MD|"
-        rf"M\.D\.|LPN|CNA|BSN)\b"), (
-        ("data. Nancy Jones, RN", "Nancy Jones"), ("David Murray RRT", "David Murray"), ("Bernard Foley CRT", "Bernard Foley"),
+        rf"M\.D\.|LPN|CNA|BSN)\b(?!,?\s*[0-9]{{5}})"), (
+        ("data. Nancy Jones, RN", "Nancy Jones"), ("David Murray RRT", "David Murray"), ("Bernard Lowe CRT", "Bernard Lowe"),
         ("EDWARD C. JONES, RRT", "EDWARD C. JONES"), ("Seen by J. Yi, MD.", "Yi")),
         ("plan with MD", "Seen By PT", "SEEN BY MD", "Discussed With MD", "Family Meeting With RN", "A/P- PT WITH",
-         "URINE IS NOW BLOOD TINGED, PT NOTED"), words="lead"),
+         "URINE IS NOW BLOOD TINGED, PT NOTED", "WITH TRANSPORT AND RN", "LUNGS COARSE, RN TO",
+         "lives in Baltimore, MD 21201"), words="each"),
     Pattern("name_credential_lower", PhiCategory.NAME, re.compile(
         r"(?<![\w.])(?P<phi>[a-z][a-z'\-]+(?:\s+[a-z]\.?)?\s+[a-z][a-z'\-]+),?\s+(?:rn|np|rrt|crt|bsn/rn|msw|"
         r"licsw|licws)\b"), (
@@ -370,7 +400,8 @@ NAME_PATTERNS = (
         ("discussed with np", "pt seen by rn", "report given to rn", "called covering np"), words="each"),
     Pattern("name_is", PhiCategory.NAME, re.compile(rf"\b(?:name\s+is|named|called\s+me)\s+(?P<phi>{_NAMES})", I), (
         ("her name is Ann Lee and", "Ann Lee"), ("my name is ROSE", "ROSE")),
-        ("name is on the chart", "named in the"), words="lead"),
+        ("name is on the chart", "named in the"), words="lead",
+        requires=re.compile(r"(?i)name|called me")),
     Pattern("name_family", PhiCategory.NAME, re.compile(
         rf"\b{_FAMILY}(?:\s*\(\w+\))?[\s,:;\-]+(?P<phi>{_NAMES})", I), (
         ("social: son Bill called twice", "Bill"), ("Daughter Maria called", "Maria"),
@@ -378,12 +409,14 @@ NAME_PATTERNS = (
         ("Nephew, Neil Meitz of Towson", "Neil Meitz")),
         ("son called twice", "daughter in to visit", "wife and son visited", "son-in-law is here",
          "sister was updated", "friend visiting", "SO FAR", "GIVEN MOM X1", "husband,multiple phone calls"),
-        words="lead"),
+        words="lead",
+        requires=re.compile(r"(?i)son|daughter|dtr|wife|husband|sister|brother|mother|father|niece|nephew|aunt|uncle|friend|cousin|fianc|proxy|hcp|significant|spouse|partner")),
     Pattern("name_signed", PhiCategory.NAME, re.compile(
-        rf"(?:^|\n)[ \t]*(?:-+\s*)?(?P<phi>[A-Z][a-z'\-]+\s+(?:[A-Z]\.\s*)?[A-Z][a-z'\-]+)[ \t]*,?[ \t]*"
-        rf"(?:RN|RRT|NP|MSW|MD|LPN|SN|RN,\s*BSN)?[ \t]*$", re.MULTILINE), (
-        ("Plan: rest.\n   Ilene Macdonald RN  \n", "Ilene Macdonald"),),
-        ("\nNeuro Exam\n", "\nplan continue\n", "\nPlan: Continue Lasix\n"), words="lead"),
+        rf"(?:^|\n)[ \t]*(?:-+\s*)?(?P<phi>[A-Z][a-z'\-]+\s+(?:[A-Z]\.\s*)?[A-Z][a-z'\-]+)[ \t]*(?:,?[ \t]*"
+        rf"(?:RN|RRT|NP|MSW|MD|LPN|SN|RN,\s*BSN)[ \t]*$|\s*\Z)", re.MULTILINE), (
+        ("Plan: rest.\n   Ilene Macdonald RN  \n", "Ilene Macdonald"), ("Plan: rest.\n  Mary Hulse  \n", "Mary Hulse")),
+        ("\nNeuro Exam\n", "\nplan continue\n", "\nPlan: Continue Lasix\n", "COPD\n  Cor Pulmonale\n  Pt. arrived"),
+        words="each"),
 )
 
 PLACE_PATTERNS = (
@@ -393,19 +426,22 @@ PLACE_PATTERNS = (
         ("taken to kernan hosp. she", "kernan"), ("to St. Mary Hospital. She", "St. Mary"),
         ("from Kessler-Adventist Hosp for", "Kessler-Adventist")),
         ("transferred to the hospital", "discharge to rehab", "cardiac rehab", "outside hospital",
-         "in the hospital for", "to osh hospital"), words="tail"),
+         "in the hospital for", "to osh hospital"), words="tail",
+        requires=re.compile(r"(?i)hosp|medical|med c|clinic|rehab|health|nursing h|infirm|memorial|campus|regional|adventist")),
     Pattern("lives_in", PhiCategory.LOCATION, re.compile(
         rf"\b(?:lives|living|resides|residing|vacationing|vacation|moved)\s+"
         rf"(?:alone\s+|nearby\s+|with\s+\w+\s+)?(?:in|at|to)\s+(?:the\s+)?(?P<phi>{_ANY}(?:\s+{_ANY})?)", I), (
         ("pt married, lives in catonsville, husband", "catonsville"), ("LIVES AT KEELEY HOUSE.", "KEELEY"),
         ("vacationing in Daytona Beach when", "Daytona Beach")),
         ("lives in elderly housing", "lives alone in a home", "lives in the home", "returned to baseline",
-         "resides in community shelter"), words="lead"),
+         "resides in community shelter"), words="lead",
+        requires=re.compile(r"(?i)liv|resid|vacation|moved")),
     Pattern("place_of", PhiCategory.LOCATION, re.compile(
         rf"\b(?i:{_FAMILY}|family|friend)\s+(?:{_CAP}\s+){{1,2}}(?:of|from)\s+(?P<phi>{_CAP}(?:\s+{_CAP})?)"), (
         ("Nephew Neil Meitz of Towson visited", "Towson"),
         ("daughter Grace of Reisterstown visited", "Reisterstown")),
-        ("daughter Grace of the family", "son Bill of"), words="lead"),
+        ("daughter Grace of the family", "son Bill of"), words="lead",
+        requires=re.compile(r"(?i) of | from ")),
 )
 
 PATTERNS: tuple[Pattern, ...] = DATE_PATTERNS + OTHER_PATTERNS + NAME_PATTERNS + PLACE_PATTERNS

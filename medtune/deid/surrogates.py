@@ -130,8 +130,9 @@ class Surrogates:
         value = build(0)
         for attempt in range(1, _MAX_ATTEMPTS):
             norm = " ".join(value.lower().split())
+            forms = {norm, re.sub(r"[^0-9]", "", norm), re.sub(r"[^0-9a-z]", "", norm)} - {""}
             owner = self._taken.get((kind, norm))
-            if norm not in self.reserved and owner in (None, original):
+            if not forms & self.reserved and owner in (None, original):
                 break
             value = build(attempt)
         self._chosen[(kind, original)] = value

@@ -49,10 +49,12 @@ class DeidComponent(Component):
 
     def build(self) -> Any:
         cfg = self.config
-        return Deidentifier(rules=cfg.rules, model=self.model_path, outside_weight=cfg.outside_weight,
-                            replace=cfg.replace,
-                            key_file=resolve_path(cfg.key_file, self.base) if cfg.key_file else None,
-                            mode=cfg.mode)
+        engine = Deidentifier(rules=cfg.rules, model=self.model_path, outside_weight=cfg.outside_weight,
+                              replace=cfg.replace,
+                              key_file=resolve_path(cfg.key_file, self.base) if cfg.key_file else None,
+                              mode=cfg.mode)
+        engine.detector.predictor  # noqa: B018 - load the PHI model now (a service loads before serving)
+        return engine
 
     def process(self, docs: list[Document], *, batch_size: int = 32) -> list[Document]:
         engine: Deidentifier = self.load()

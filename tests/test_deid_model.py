@@ -15,6 +15,7 @@ from medtune.cli import app
 from medtune.config import RunConfig
 from medtune.deid.evaluate import binary_token_recall
 from medtune.deid.model import (
+    DEFAULT_WEIGHTS,
     load_phi_model,
     predict_phi,
     store_outside_weight,
@@ -98,6 +99,8 @@ def test_tuner_returns_the_largest_weight_reaching_the_target(docs):
     rows = {row["weight"]: row for row in result.table}
     assert rows[result.weight]["recall"] >= 1.0
     assert all(row["recall"] < 1.0 for w, row in rows.items() if w > result.weight)
+    assert len(result.table) == len(DEFAULT_WEIGHTS) + 8  # refined between the two sweep steps around it
+    assert [row["weight"] for row in result.table] == sorted(rows, reverse=True)
     # the table's figures are what decoding at that weight gives
     at = predict_phi(load_phi_model(GOLDEN / "ner-linear", outside_weight=result.weight, mode="fp32"), docs)
     assert binary_token_recall(gold, at) == (rows[result.weight]["recall"], rows[result.weight]["precision"])

@@ -11,6 +11,7 @@ from medtune.cli.app import app, setup_logging
 from medtune.cli.options import check_batch_size
 from medtune.data import resolve_documents
 from medtune.deid.detect import PhiDetector
+from medtune.deid.evaluate import TARGET_PRECISION
 from medtune.deid.model import load_phi_model, store_outside_weight, tune_outside_weight
 from medtune.errors import ConfigError
 from medtune.fileutils import atomic_write
@@ -53,6 +54,9 @@ def deid_tune(
                f"{chosen['precision']:.4f} ({what}; target {target_recall})")
     if not result.reached:
         summary += "; the target was NOT reached: this is the weight with the best recall"
+    elif chosen["precision"] < TARGET_PRECISION:
+        summary += (f"; precision is under {TARGET_PRECISION} at this weight: check the model's training "
+                    "(medtune evaluate) before using it")
     if dry_run:
         typer.echo(summary + "; not stored (--dry-run)")
         return

@@ -86,13 +86,16 @@ def _union(a: Sequence[Span], b: Sequence[Span]) -> list[Span]:
 
 def tune_outside_weight(predictor: Predictor, dev_docs: Sequence[Document], target_recall: float,
                         rules_spans: Sequence[Sequence[Span]] | None = None, *,
-                        weights: Sequence[float] = DEFAULT_WEIGHTS, batch_size: int = 16) -> TuneResult:
+                        weights: Sequence[float] = DEFAULT_WEIGHTS, batch_size: int = 16,
+                        refine: int = 8) -> TuneResult:
     """The largest weight of ``weights`` whose binary token recall on ``dev_docs`` (gold spans = their
     PHI) reaches ``target_recall``; with ``rules_spans`` (one list per document) the recall of the
     union of model and rules. The model runs once: each weight only decodes again.
 
-    When no weight reaches the target, ``reached`` is False and ``weight`` is the one with the best
-    recall (ties: the larger weight).
+    ``refine`` more weights, evenly spaced in log scale, are then tried between the chosen weight and
+    the next larger one of the sweep (which missed the target), so that the choice is not a whole
+    sweep step more eager than it needs to be. When no weight reaches the target, ``reached`` is False
+    and ``weight`` is the one with the best recall (ties: the larger weight).
     """
     if not 0.0 < target_recall <= 1.0:
         raise ConfigError(f"the target recall must be in (0, 1], not {target_recall}", fix="e.g. 0.98")
@@ -111,15 +114,22 @@ def tune_outside_weight(predictor: Predictor, dev_docs: Sequence[Document], targ
         chunk = docs[start:start + max(64, batch_size * 4)]
         scored.extend(task.word_scores(predictor.model, chunk, batch_size=batch_size, device=predictor.device,
                                        bf16=predictor.bf16))
-    table: list[dict[str, float]] = []
-    for weight in grid:
+    def measure(weight: float) -> dict[str, float]:
         spans = [task.decode(doc, wt, sc, crf, weight).spans for doc, (wt, sc) in zip(docs, scored)]
         if rules_spans is not None:
             spans = [_union(m, r) for m, r in zip(spans, rules_spans)]
         recall, precision = binary_token_recall(docs, spans)
-        table.append({"weight": weight, "log10_weight": round(math.log10(weight), 4), "recall": recall,
-                      "precision": precision})
+        return {"weight": weight, "log10_weight": round(math.log10(weight), 4), "recall": recall,
+                "precision": precision}
+
+    table = [measure(weight) for weight in grid]
     reaching = [row for row in table if row["recall"] >= target_recall]
+    larger = [w for w in grid if reaching and w > max(r["weight"] for r in reaching)]
+    if refine > 0 and larger:  # between the chosen weight and the smallest larger one, which missed
+        low, high = math.log10(max(r["weight"] for r in reaching)), math.log10(min(larger))
+        between = [10 ** (low + (high - low) * k / (refine + 1)) for k in range(1, refine + 1)]
+        table = sorted(table + [measure(w) for w in between], key=lambda r: -r["weight"])
+        reaching = [row for row in table if row["recall"] >= target_recall]
     if reaching:
         chosen, reached = max(reaching, key=lambda r: r["weight"]), True
     else:

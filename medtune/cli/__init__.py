@@ -15,8 +15,7 @@ from medtune.serve.command import serve_command
 
 app.command("batch", help="Run a pipeline or model over a large input in shards (local or Ray), resumable.")(batch_command)
 app.command("serve", help="Serve pipelines or models over HTTP: /v1/analyze, /v1/models, the clinicians' page at /.")(serve_command)
-app.command("deid", help="Replace PHI in notes by surrogates, tags or masks (rules + the PHI model), with an "
-                         "offset map and an audit.")(deid_command)
+app.command("deid")(deid_command)  # its help: medtune.deid.command.DEID_HELP (inputs, outputs, key, audit)
 
 
 def main() -> None:  # pragma: no cover - console entry point

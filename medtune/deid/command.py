@@ -321,4 +321,5 @@ def deid_command(
                    "run only", err=True)
 
 
-deid_command.__doc__ = DEID_HELP
+# one line per paragraph: the help formatter wraps lines itself
+deid_command.__doc__ = "\n\n".join(" ".join(part.split()) for part in DEID_HELP.split("\n\n"))

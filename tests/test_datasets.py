@@ -25,7 +25,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 MIRROR = FIXTURES / "mirror"
 
 ALL_NAMES = ["ncbi-disease", "bc5cdr", "bc5cdr-chem", "bc5cdr-disease", "bc2gm", "hoc", "nicta-piboso",
-             "chemprot", "gad", "pubmedqa", "ade-classification", "negex", "assertion", "physionet-deid",
+             "chemprot", "gad", "pubmedqa", "pubmedqa-long-answer", "ade-classification", "negex", "assertion",
+             "physionet-deid",
              "bc5cdr-cid", "ade",
              "ncbi-disease-linking", "bc5cdr-disease-linking", "bc5cdr-chem-linking", "covid-qa"]
 
@@ -71,7 +72,8 @@ def test_registry_lists_every_corpus_with_complete_specs():
         assert spec.task in ("ner", "classification", "relation", "assertion", "linking", "qa")
         assert spec.labels and len(set(spec.labels)) == len(spec.labels)
         assert spec.licence and spec.citation and spec.description and spec.split_note
-        assert spec.splits == (("test",) if spec.name == "negex" else ("train", "dev", "test"))
+        expected = {"negex": ("test",), "pubmedqa-long-answer": ("train", "dev")}
+        assert spec.splits == expected.get(spec.name, ("train", "dev", "test"))
         repo, commit = [part.strip() for part in spec.source.split("@")]
         for file in spec.files:
             assert re.fullmatch(r"[0-9a-f]{64}", file.sha256), file

@@ -28,7 +28,8 @@ ALL_NAMES = ["ncbi-disease", "bc5cdr", "bc5cdr-chem", "bc5cdr-disease", "bc2gm",
              "chemprot", "gad", "pubmedqa", "pubmedqa-long-answer", "ade-classification", "negex", "assertion",
              "physionet-deid",
              "bc5cdr-cid", "ade",
-             "ncbi-disease-linking", "bc5cdr-disease-linking", "bc5cdr-chem-linking", "covid-qa"]
+             "ncbi-disease-linking", "bc5cdr-disease-linking", "bc5cdr-chem-linking", "covid-qa",
+             "medquad", "medquad-qtype"]
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +70,7 @@ def _files_under(path: Path) -> list[Path]:
 def test_registry_lists_every_corpus_with_complete_specs():
     assert [s.name for s in datasets.list_datasets()] == ALL_NAMES
     for spec in datasets.list_datasets():
-        assert spec.task in ("ner", "classification", "relation", "assertion", "linking", "qa")
+        assert spec.task in ("ner", "classification", "relation", "assertion", "linking", "qa", "retrieval")
         assert spec.labels and len(set(spec.labels)) == len(spec.labels)
         assert spec.licence and spec.citation and spec.description and spec.split_note
         expected = {"negex": ("test",), "pubmedqa-long-answer": ("train", "dev")}
@@ -333,6 +334,34 @@ EXPECTED = [
     ("covid-qa", "train", 1033, 1033),
     ("covid-qa", "dev", 139, 139),
     ("covid-qa", "test", 208, 208),
+    ("medquad", "train", 13117, {"information": 3641, "symptoms": 2164, "treatment": 1941,
+                                 "inheritance": 1159, "frequency": 900, "genetic changes": 874, "causes": 592,
+                                 "exams and tests": 539, "research": 308, "outlook": 278,
+                                 "susceptibility": 255, "considerations": 197, "prevention": 168,
+                                 "stages": 62, "complications": 38, "support groups": 1}),
+    ("medquad", "dev", 1692, {"information": 440, "symptoms": 310, "treatment": 257, "inheritance": 153,
+                              "frequency": 113, "genetic changes": 110, "causes": 70, "exams and tests": 62,
+                              "research": 44, "outlook": 45, "susceptibility": 35, "considerations": 16,
+                              "prevention": 21, "stages": 12, "complications": 4, "support groups": 0}),
+    ("medquad", "test", 1598, {"information": 454, "symptoms": 274, "treatment": 244, "inheritance": 134,
+                               "frequency": 107, "genetic changes": 103, "causes": 65, "exams and tests": 52,
+                               "research": 43, "outlook": 38, "susceptibility": 34, "considerations": 22,
+                               "prevention": 21, "stages": 3, "complications": 4, "support groups": 0}),
+    ("medquad-qtype", "train", 13119, {"information": 3643, "symptoms": 2164, "treatment": 1941,
+                                       "inheritance": 1159, "frequency": 900, "genetic changes": 874,
+                                       "causes": 592, "exams and tests": 539, "research": 308, "outlook": 278,
+                                       "susceptibility": 255, "considerations": 197, "prevention": 168,
+                                       "stages": 62, "complications": 38, "support groups": 1}),
+    ("medquad-qtype", "dev", 1693, {"information": 441, "symptoms": 310, "treatment": 257, "inheritance": 153,
+                                    "frequency": 113, "genetic changes": 110, "causes": 70,
+                                    "exams and tests": 62, "research": 44, "outlook": 45,
+                                    "susceptibility": 35, "considerations": 16, "prevention": 21,
+                                    "stages": 12, "complications": 4, "support groups": 0}),
+    ("medquad-qtype", "test", 1600, {"information": 456, "symptoms": 274, "treatment": 244,
+                                     "inheritance": 134, "frequency": 107, "genetic changes": 103,
+                                     "causes": 65, "exams and tests": 52, "research": 43, "outlook": 38,
+                                     "susceptibility": 34, "considerations": 22, "prevention": 21,
+                                     "stages": 3, "complications": 4, "support groups": 0}),
 ]
 
 

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from medtune.datasets import deid
+from medtune.datasets import deid, medquad
 from medtune.datasets import qa as covid_qa
 from medtune.datasets.assertion import load_bionlplab, load_negex_test
 from medtune.datasets.registry import HOC_HALLMARKS, DatasetSpec
@@ -524,6 +524,8 @@ LOADERS: dict[str, Callable[..., Result]] = {
     "assertion": load_assertion,
     "covid-qa": covid_qa.load_covid_qa,
     "physionet-deid": deid.load_physionet_deid,
+    "medquad": medquad.load_medquad,
+    "medquad-qtype": medquad.load_medquad_qtype,
 }
 
 
@@ -532,3 +534,4 @@ def clear_cache() -> None:
         fn.cache_clear()
     covid_qa.clear_cache()
     deid.clear_cache()
+    medquad.clear_cache()

@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from medtune import __version__
 from medtune.document import Document
 from medtune.errors import MedtuneError
+from medtune.serve.ask import KnowledgeBaseTarget, register_ask
 from medtune.serve.batcher import MicroBatcher, document_size
 from medtune.serve.errors import ServiceError, error_body
 from medtune.serve.page import STATIC, docs_html, static_file
@@ -48,7 +49,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
 SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"),
                     (b"cache-control", b"no-store")]
-ROUTES = {"/", "/health", "/ready", "/v1/analyze", "/v1/models", "/openapi.json", "/docs"}
+ROUTES = {"/", "/health", "/ready", "/v1/analyze", "/v1/models", "/v1/ask", "/openapi.json", "/docs"}
 _ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 413, 415, 422, 500, 503, 504)}
 
 
@@ -65,6 +66,7 @@ class Service:
             if settings.long_chars else {}
         self.ready = threading.Event()
         self.failure: MedtuneError | None = None
+        self.extra_loads: list[Any] = []  # loaded with the models, before ready (the knowledge base of /v1/ask)
 
     def _batcher(self, target: Target, name: str, workers: int) -> MicroBatcher:
         s = self.settings
@@ -102,6 +104,8 @@ class Service:
                 if name in self.long_batchers:
                     self.long_batchers[name].start()
                 logger.info("loaded '%s' (%s) in %.1f s", name, target.spec.kind, time.monotonic() - started)
+            for load in self.extra_loads:
+                load()
             self.ready.set()
             logger.info("ready: %s", ", ".join(self.targets))
         except MedtuneError as err:
@@ -211,9 +215,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def create_app(targets: list[Target | TargetSpec], settings: ServeSettings | None = None, *,
-               token: str | None = None, background_load: bool = True) -> FastAPI:
+               token: str | None = None, background_load: bool = True, kb: str | Path | None = None) -> FastAPI:
     """The service over ``targets``. With ``background_load`` the models load on a thread after
-    start-up (``/health`` answers at once, ``/ready`` once they are loaded); without, start-up waits."""
+    start-up (``/health`` answers at once, ``/ready`` once they are loaded); without, start-up waits.
+    ``kb``: a knowledge-base directory answered at ``POST /v1/ask`` (:mod:`medtune.serve.ask`)."""
     settings = (settings or ServeSettings()).check()
     loaded = [t if isinstance(t, Target) else Target(t, mode=settings.mode, model_batch_size=settings.model_batch_size)
               for t in targets]
@@ -235,6 +240,10 @@ def create_app(targets: list[Target | TargetSpec], settings: ServeSettings | Non
                   description="Language models on medical text. The output assists and does not replace "
                               "clinical judgement.")
     app.state.service = service
+    if kb is not None:
+        kb_target = KnowledgeBaseTarget(Path(kb))
+        service.extra_loads.append(kb_target.load)
+        register_ask(app, service, kb_target, settings, _read_body, _ERRORS)
     app.add_middleware(Guard)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -332,8 +341,8 @@ def create_app(targets: list[Target | TargetSpec], settings: ServeSettings | Non
                 components.setdefault("schemas", {}).setdefault(key, value)
             components.setdefault("schemas", {})["AnalyzeRequest"] = request_schema
             components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-            for path in ("/v1/analyze", "/v1/models"):
-                for operation in schema["paths"][path].values():
+            for path in ("/v1/analyze", "/v1/models", "/v1/ask"):
+                for operation in schema["paths"].get(path, {}).values():
                     operation["security"] = [{"bearer": []}]
             app.openapi_schema = schema
         return app.openapi_schema
@@ -348,4 +357,4 @@ def app_from_environment() -> FastAPI:
     targets = [TargetSpec(name, Path(path), kind) for name, path, kind in spec["targets"]]
     # each process loads before it accepts connections: no process answers 503 while another is ready
     return create_app(targets, ServeSettings.from_dict(spec["settings"]), token=load_token(spec.get("token_file")),
-                      background_load=False)
+                      background_load=False, kb=spec.get("kb"))

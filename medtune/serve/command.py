@@ -72,7 +72,7 @@ def _log_config(log_level: str) -> dict[str, Any]:
 
 def serve(targets: List[str], host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           token_file: str | Path | None = None, *, settings: ServeSettings | None = None,
-          log_level: str = "info") -> None:
+          log_level: str = "info", kb: str | Path | None = None) -> None:
     """Serve pipelines and models over HTTP until SIGTERM or Ctrl-C (see the module docstring)."""
     require_serve_extra()
     settings = (settings or ServeSettings()).check()
@@ -82,7 +82,14 @@ def serve(targets: List[str], host: str = "127.0.0.1", port: int = 8000, workers
         raise ServiceError("E630", f"unknown --log-level '{log_level}'", fix="use critical, error, warning, info or debug")
     token = load_token(token_file)
     check_host(host, token)
-    specs = parse_targets(list(targets))
+    specs = parse_targets(list(targets)) if targets or kb is None else []
+    if kb is not None:
+        from medtune.retrieval.kb import read_manifest, resolve_kb
+        from medtune.retrieval.settings import require_retrieval_extra
+
+        require_retrieval_extra("medtune serve --kb")
+        kb = resolve_kb(kb).resolve()
+        read_manifest(kb)  # a ModelError (E400) now, before the port opens, when it is not a knowledge base
 
     import uvicorn
 
@@ -95,12 +102,13 @@ def serve(targets: List[str], host: str = "127.0.0.1", port: int = 8000, workers
                   proxy_headers=False)
     logging.config.dictConfig(common["log_config"])
     url_host = f"[{host}]" if ":" in host else host
+    served = [s.name for s in specs] + ([f"knowledge base {Path(kb).name}"] if kb is not None else [])
     logger.info("medtune serve: listening on http://%s:%d/ (%s; token %s; %d worker%s)", url_host, bound,
-                ", ".join(s.name for s in specs), "required" if token else "not required", workers,
+                ", ".join(served), "required" if token else "not required", workers,
                 "" if workers == 1 else "s")
     try:
         if workers == 1:
-            app = create_app(specs, settings, token=token)
+            app = create_app(specs, settings, token=token, kb=kb)
             server = _server_class()(uvicorn.Config(app, **common))
             server.run(sockets=[sock])
         else:
@@ -108,6 +116,7 @@ def serve(targets: List[str], host: str = "127.0.0.1", port: int = 8000, workers
 
             os.environ[SPEC_ENV] = json.dumps({
                 "targets": [[s.name, str(s.path), s.kind] for s in specs], "settings": settings.to_dict(),
+                "kb": str(kb) if kb is not None else None,
                 "token_file": str(Path(token_file).resolve()) if token_file is not None else None})
             config = uvicorn.Config("medtune.serve.app:app_from_environment", factory=True, workers=workers, **common)
             Multiprocess(config, sockets=[sock]).run()
@@ -141,8 +150,9 @@ def _server_class() -> type:
 
 
 def serve_command(
-    targets: List[str] = typer.Argument(..., help="pipeline YAMLs and model directories, each as PATH or "
-                                                  "NAME=PATH (default name: the file's stem or the directory's name)"),
+    targets: Optional[List[str]] = typer.Argument(None, help="pipeline YAMLs and model directories, each as PATH or "
+                                                             "NAME=PATH (default name: the file's stem or the "
+                                                             "directory's name); optional with --kb"),
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on; a non-loopback address needs a token"),
     port: int = typer.Option(8000, "--port", help="port (0: any free port, printed at start)"),
     workers: int = typer.Option(1, "--workers", help="processes, each with its own copy of the models"),
@@ -169,6 +179,8 @@ def serve_command(
                                                     help="an origin allowed to call the API from a browser "
                                                          "(repeatable; CORS is off without it)"),
     log_level: str = typer.Option("info", "--log-level", help="critical, error, warning, info or debug"),
+    kb: Optional[str] = typer.Option(None, "--kb", help="a knowledge-base directory (or name) answered at "
+                                                        "POST /v1/ask (medtune kb build)"),
 ) -> None:
     """Serve pipelines and models over HTTP: POST /v1/analyze, GET /v1/models, a web page at /."""
     settings = ServeSettings(max_body_bytes=max_body_bytes, max_documents=max_documents, max_chars=max_chars,
@@ -176,5 +188,5 @@ def serve_command(
                              max_queue=max_queue, long_chars=long_chars, threads=threads,
                              model_workers=model_workers, timeout_s=timeout, mode=mode,
                              cors_origins=tuple(cors_origin or ()))
-    serve(targets, host=host, port=port, workers=workers, token_file=token_file, settings=settings,
-          log_level=log_level)
+    serve(targets or [], host=host, port=port, workers=workers, token_file=token_file, settings=settings,
+          log_level=log_level, kb=kb)

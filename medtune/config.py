@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator, model_validator
@@ -113,6 +113,38 @@ class CalibrationConfig(_Strict):
         "(a monotone step function; needs more dev predictions)")
 
 
+class DPConfig(_Strict):
+    """DP-SGD (Opacus): the budget and clipping of a differentially private run (docs/privacy.md)."""
+
+    epsilon: float = Field(gt=0, description="the target epsilon: training stops before spending more")
+    delta: float | Literal["auto"] = Field(
+        "auto", description="the target delta; auto = 1 / (10 N), N the number of privacy units (training "
+        "documents); must be below 1 / N")
+    max_grad_norm: float = Field(1.0, gt=0, description="each unit's gradient is clipped to this L2 norm")
+    accountant: Literal["prv", "rdp"] = Field(
+        "prv", description="privacy accountant: prv (tighter; Opacus' default) or rdp (Renyi DP; faster)")
+    unit_field: str | None = Field(
+        None, description="a document metadata field (e.g. patient_id, pmid): documents sharing its value "
+        "form one privacy unit; None = each document is one unit")
+    physical_batch_size: int | None = Field(
+        None, ge=1, description="most features (windows, candidates) per forward pass, to bound memory; a "
+        "unit's features always go together; None = the whole sampled batch at once")
+    freeze_embeddings: bool = Field(
+        True, description="keep the word embeddings as pretrained (public; fastest). Position and "
+        "token-type embeddings always stay as pretrained in a private run")
+
+    @field_validator("delta")
+    @classmethod
+    def _delta_range(cls, value: Any) -> Any:
+        if value != "auto" and not 0 < value < 1:
+            raise ValueError("delta must be in (0, 1), or auto")
+        return value
+
+
+class PrivacyConfig(_Strict):
+    dp: DPConfig = Field(description="differentially private training with DP-SGD")
+
+
 class RunConfig(_Strict):
     """A training run. ``model:`` holds the options of the run's task (``TASK.options_class``)."""
 
@@ -131,6 +163,17 @@ class RunConfig(_Strict):
     subgroups: list[str] = Field(
         default_factory=list, description="document metadata fields (or `length`) whose groups the model "
         "card reports test metrics for")
+    privacy: PrivacyConfig | None = Field(
+        None, description="train with differential privacy, e.g. {dp: {epsilon: 8}} (docs/privacy.md); "
+        "None = an ordinary run")
+
+    @model_validator(mode="after")
+    def _private_sampling(self) -> "RunConfig":
+        """A private run samples batches by Poisson sampling, never by length: ``group_by_length`` left at
+        its default is turned off (written so in the saved config); set to true, the run refuses it."""
+        if self.privacy is not None and "group_by_length" not in self.training.model_fields_set:
+            self.training.group_by_length = False
+        return self
 
     # --------------------------------------------------------------- loading
     @classmethod
@@ -202,6 +245,9 @@ def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         if field is None:
             return []
         annotation = field.annotation
+        # an optional section (``privacy: PrivacyConfig | None``) names its model inside the union
+        annotation = next((a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)),
+                          annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             current = annotation
         else:

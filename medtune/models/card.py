@@ -128,6 +128,22 @@ def calibration_lines(meta: dict[str, Any], metrics: dict[str, Any]) -> list[str
     return [" ".join(lines)]
 
 
+def privacy_lines(metrics: dict[str, Any]) -> list[str]:
+    """The differential-privacy guarantee of a model trained with ``privacy:`` (DP-SGD), else nothing."""
+    p = metrics.get("privacy")
+    if not p:
+        return []
+    stopped = ", stopped by the budget" if p.get("stopped_by_budget") else ""
+    return ["## Privacy", "",
+            f"Trained with differential privacy (DP-SGD): ε = {p['epsilon_spent']:.2f} spent of a target "
+            f"{p['epsilon_target']}, at δ = {p['delta']:.3g} ({p['delta_rule']}; {p['accountant']} accountant). "
+            f"The unit protected is {p['unit']} ({p['units']} units): the model is almost as likely with or without "
+            f"any one of them. Noise multiplier {p['noise_multiplier']:.4g}, clipping norm {p['max_grad_norm']}, "
+            f"Poisson sampling rate {p['sample_rate']:.4g} (expected batch {p['expected_batch_size']}), "
+            f"{p['steps']} of {p['planned_steps']} planned steps{stopped}. Not covered: "
+            f"{'; '.join(p.get('not_covered') or [])}. See docs/privacy.md for how to read ε.", ""]
+
+
 def _weights_lines(weights_sha256: str | None) -> list[str]:
     if weights_sha256 is None:
         return ["`medtune card MODEL` prints this card with the sha256 of `model.safetensors`."]
@@ -208,6 +224,7 @@ def model_card(config: Any, meta: dict[str, Any], metrics: dict[str, Any], *,
                 **metrics[split], "ci": metrics.get("test_ci")}
             parts += [f"## Metrics on the {split} split", "", metrics_markdown(metrics[split]) + _ci_line(section), ""]
     parts += ["## Calibration and abstention", "", *calibration_lines(meta, metrics), ""]
+    parts += privacy_lines(metrics)
     for report in (metrics.get("subgroups") or {}).values():
         parts += ["## Subgroups (test split)", "", groups_markdown(report), ""]
     parts += ["## Weights", "", *_weights_lines(weights_sha256), ""]

@@ -22,6 +22,10 @@ A subclass of ``TrainingRun`` overrides one ``make_*`` method, and runs with ``M
 * ``make_arguments(output_dir, prepared, evaluate=..., **overrides)``  the ``TrainingArguments``
 * ``make_callbacks(evaluate)``  the ``TrainerCallback``s (the caller's, then early stopping)
 
+A run class chosen by a config section registers itself in ``RUN_CLASSES`` (``privacy:`` ->
+``medtune.training.privacy.PrivateTrainingRun``, DP-SGD); ``train()`` picks it with ``run_class``, and a run
+class that does not handle ``privacy:`` refuses such a config.
+
 ``fit_steps(n_steps, initial_state=weights)`` trains ``n_steps`` optimiser steps from the given weights
 and returns the new ones, writing no model directory (one round of federated learning). Experiment
 trackers are ``training.report_to`` (tensorboard, mlflow, wandb, ...), passed to the TrainingArguments.
@@ -38,7 +42,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -64,6 +68,8 @@ from medtune.training.trainer import FeatureDataset, MedtuneTrainer
 from medtune.trust.report import fit_after_training
 
 SPLITS = ("train", "dev", "test")
+#: written into every checkpoint of a private run (its privacy plan), checked when resuming
+PRIVACY_STATE = "privacy.json"
 
 
 @dataclass
@@ -97,9 +103,15 @@ class TrainingRun:
     """One fine-tuning run of ``config``; ``run()`` writes the model directory ``output_dir``."""
 
     trainer_class: type[MedtuneTrainer] = MedtuneTrainer
+    #: True in a run class that implements ``privacy:`` (DP-SGD); any other refuses a config that sets it
+    handles_privacy: ClassVar[bool] = False
 
     def __init__(self, config: RunConfig, output_dir: str | Path | None = None, *, resume: bool = False,
                  overwrite: bool = False, callbacks: list[TrainerCallback] | None = None) -> None:
+        if config.privacy is not None and not self.handles_privacy:
+            raise ConfigError(f"{type(self).__name__} does not implement the privacy: section (DP-SGD)",
+                              fix="train with medtune.training.train(), which picks the private run, or "
+                              "subclass medtune.training.privacy.PrivateTrainingRun")
         self.config = config
         self.output_dir = output_dir or config.output_dir
         self.resume = resume
@@ -132,7 +144,12 @@ class TrainingRun:
 
     def check_output(self, out: Path) -> str | None:
         """The checkpoint to resume from, None to start from the beginning; raises when ``out`` cannot be used."""
-        return checkpoint_to_resume(out, resume=self.resume, overwrite=self.overwrite)
+        checkpoint = checkpoint_to_resume(out, resume=self.resume, overwrite=self.overwrite)
+        if checkpoint is not None and not self.handles_privacy and (Path(checkpoint) / PRIVACY_STATE).is_file():
+            raise ConfigError(f"--resume: {checkpoint} was written by a differentially private run, and this "
+                              "config has no privacy: section", fix="resume with the privacy: section of the "
+                              "first run, or drop --resume to train from the beginning")
+        return checkpoint
 
     def prepare(self) -> Prepared:
         config, tc = self.config, self.config.training
@@ -209,11 +226,12 @@ class TrainingRun:
         samples_per_second = fitted.output.metrics.get("train_samples_per_second")
         metrics: dict[str, Any] = {"train": {
             "runtime_s": round(fitted.runtime_s, 2), "samples_per_second": samples_per_second,
-            "windows": len(fitted.trainer.train_dataset), "documents": len(prepared.docs["train"]),
+            "windows": len(fitted.trainer.train_dataset.features), "documents": len(prepared.docs["train"]),
             "epochs": fitted.trainer.state.epoch, "bf16": prepared.bf16, "cpu": cpu_name(),
             "threads": torch.get_num_threads(), "malloc_tuned": allocator_tuned()}}
         metrics.update(self.evaluate(prepared, model))
         metrics.update(trust)
+        metrics.update(self.extra_metrics(prepared, fitted))
         write_model_dir(out, model, prepared.tokenizer, task, self.config, metrics)
         return TrainResult(out, metrics, float(samples_per_second or 0.0), fitted.runtime_s)
 
@@ -229,6 +247,10 @@ class TrainingRun:
                 out[split] = prepared.task.metrics(docs, preds, diagnostics=predictions.diagnostics,
                                                    **self.config.eval.model_dump())
         return out
+
+    def extra_metrics(self, prepared: Prepared, fitted: Fitted) -> dict[str, Any]:
+        """Sections a subclass adds to metrics.json (and the card), e.g. ``privacy``; none here."""
+        return {}
 
     # ------------------------------------------------------- extension points
     def make_arguments(self, output_dir: Path, prepared: Prepared, *, evaluate: bool,
@@ -339,4 +361,17 @@ def train(config: RunConfig, output_dir: str | Path | None = None, *, resume: bo
     ``resume=True`` continues from the last checkpoint under ``output_dir/checkpoints`` (written at every
     epoch) after an interrupt. ``callbacks`` are extra ``transformers.TrainerCallback``s.
     """
-    return TrainingRun(config, output_dir, resume=resume, overwrite=overwrite, callbacks=callbacks).run()
+    cls = run_class(config)
+    return cls(config, output_dir, resume=resume, overwrite=overwrite, callbacks=callbacks).run()
+
+
+#: config section -> the run class that implements it (registered by that class's module)
+RUN_CLASSES: dict[str, type[TrainingRun]] = {}
+
+
+def run_class(config: RunConfig) -> type[TrainingRun]:
+    """The run class for ``config``: the registered class of the first section it sets, else TrainingRun."""
+    for section, cls in RUN_CLASSES.items():
+        if getattr(config, section, None) is not None:
+            return cls
+    return TrainingRun

@@ -28,7 +28,7 @@ dev: $(VENV)/.dev-installed
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
 $(VENV)/.dev-installed: $(VENV)/.installed
-	$(PIP) -e '.[default-model,dev,onnx,serve,ray,parquet,plots,retrieval]'
+	$(PIP) -e '.[default-model,dev,onnx,serve,ray,parquet,plots,retrieval,privacy]'
 	touch $@
 
 # Main job: fine-tune the default model on NCBI-disease, evaluate on the official test split,

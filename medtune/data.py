@@ -33,6 +33,8 @@ def load_split(data: Any, split: str) -> list[Document] | None:
     """Documents of ``split`` for a ``DataConfig``; None when the config has no such split."""
     split = SPLIT_ALIASES.get(split, split)
     if data.name is not None:
+        if split not in datasets.get_spec(data.name).splits:  # e.g. a corpus for intermediate training has no test split
+            return None
         try:
             docs = load_named(data.name, split)
         except DatasetNotFoundError:

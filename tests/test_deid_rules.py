@@ -152,3 +152,11 @@ def test_the_rules_on_the_train_and_dev_notes(data_dir):
     detector = PhiDetector()
     recall, precision = binary_token_recall(docs, detector.detect(docs))
     assert precision >= 0.90 and recall >= 0.70, (precision, recall)
+
+
+def test_clock_times_are_replaced_only_when_asked():
+    text = "Seen 7/22 at 14:30 in the unit."
+    default = PhiDetector().detect_text(text)
+    assert [text[s.start:s.end] for s in default] == ["7/22"]  # not a Safe Harbor identifier: off by default
+    asked = PhiDetector(times=True).detect_text(text)
+    assert [text[s.start:s.end] for s in asked] == ["7/22", "14:30"]

@@ -28,10 +28,10 @@ class Deidentifier:
 
     def __init__(self, *, rules: bool = True, model: str | Path | None = None, outside_weight: float | None = None,
                  replace: str = "surrogate", key: bytes | None = None, key_file: str | Path | None = None,
-                 batch_size: int = 16, mode: str = "auto") -> None:
+                 batch_size: int = 16, mode: str = "auto", times: bool = False) -> None:
         self.replace = check_mode(replace)
         self.detector = PhiDetector(rules=rules, model=model, outside_weight=outside_weight,
-                                    batch_size=batch_size, mode=mode)
+                                    batch_size=batch_size, mode=mode, times=times)
         if key is not None and key_file is not None:
             raise ConfigError("give a key or a key file, not both", fix="pass key_file= only")
         self.keyed = key is not None or key_file is not None

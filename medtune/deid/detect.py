@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
-from medtune.deid.rules import PATTERNS, Pattern, find_phi, is_common_word
+from medtune.deid.rules import DEFAULT_PATTERNS, PATTERNS, Pattern, find_phi, is_common_word
 from medtune.deid.types import PhiCategory, category_of
 from medtune.document import Document, Span
 from medtune.errors import ConfigError, ModelError
@@ -119,7 +119,7 @@ class PhiDetector:
     docstring). ``outside_weight`` overrides the model's stored decoding bias (below 1: more recall)."""
 
     def __init__(self, rules: bool = True, model: str | Path | None = None, outside_weight: float | None = None,
-                 batch_size: int = 16, *, mode: str = "auto", propagate: bool = True) -> None:
+                 batch_size: int = 16, *, mode: str = "auto", propagate: bool = True, times: bool = False) -> None:
         if not rules and model is None:
             raise ConfigError("PHI detection needs the rules, a model or both; both are off",
                               fix="keep the rules on, or give a PHI model directory")
@@ -131,6 +131,7 @@ class PhiDetector:
         self.batch_size = batch_size
         self.mode = mode
         self.propagate = propagate
+        self.patterns = PATTERNS if times else DEFAULT_PATTERNS  # clock times only when asked (rules.py)
         self._predictor: Any = None
 
     @property
@@ -150,7 +151,7 @@ class PhiDetector:
 
     def detect(self, docs: list[Document]) -> list[list[Span]]:
         """PHI spans of each document, on its ``text``; the documents are not changed."""
-        found: list[list[Span]] = [rule_spans(doc.text) if self.rules else [] for doc in docs]
+        found: list[list[Span]] = [rule_spans(doc.text, self.patterns) if self.rules else [] for doc in docs]
         if self.model is not None and docs:
             predictor = self.predictor  # loads (or refuses a missing model) before torch is imported
             _, predict_phi = _model_api()

@@ -22,7 +22,7 @@ from typing import Iterator
 
 from medtune.deid.types import PhiCategory
 
-__all__ = ["Pattern", "RuleMatch", "PATTERNS", "find_phi", "pattern_names", "common_words"]
+__all__ = ["Pattern", "RuleMatch", "PATTERNS", "DEFAULT_PATTERNS", "find_phi", "pattern_names", "common_words"]
 
 I = re.IGNORECASE
 
@@ -205,13 +205,16 @@ DATE_PATTERNS = (
         ("BP 120/80", "BP 9/6", "strength 5/5", "5/5 strength in all", "1/2 NS at 100", "x 2/3 tabs",
          "K 3.9", "ratio 1/2/3", "12/31.5", "2 UNITS", "I:E 1/2", "24/7", "on PSV 10/5 overnight", "CPAP 5/5",
          "rales 1/3 up bilaterally", "c/o 3/10 back pain", "had 8/10 CP", "flowby 6/3", "gave 1/2 amp D50",
-         "PEEP/PS 5/8.", "10/5 40% fio2"),
+         "PEEP/PS 5/8.", "10/5 40% fio2", "on CPAP .5% 5/8. TV low", "wean down to 10/5. tol", "crackles up 1/2 from"),
         before=re.compile(r"(?i)(?:\b(?:cpap|psv|ps|peep|bipap|bi-pap|pap|flowby|flow-by|vent|ventilator|ventilation|"
                           r"ventilated|settings?|support|crackles|rales|pain|c/o|cp|drop|dropped|gave|give|trial|"
                           r"trialed|ips|approx|about|amt|severe|experiencing|discomfort|rated|rates|score|scale|"
                           r"strength|quartermain|wean|weaned|weaning|ac|simv|imv|psv/peep|ps/peep|peep/ps|cpap/ps|"
                           r"d5|cx|cx's|mode|changed|change|decreased|increased|over|sem|murmur)"
-                          r"|[&/#])[\s:,]*(?:of\s+|to\s+|at\s+|on\s+)?$"),
+                          r"|[&/#])[\s:,]*(?:of\s+|to\s+|at\s+|on\s+)?$"
+                          # a ventilator, pain or exam word a few characters back: "CPAP .5% 5/8", "wean
+                          # down to 10/5", "crackles up 1/2"
+                          r"|\b(?:cpap|psv|peep|bipap|wean|weaned|weaning|crackles|rales|pain)\b[^/\n]{0,12}$"),
         after=re.compile(r"(?i)[\s,;]*(?:up\b|way\b|peep|fio2|[0-9.]+\s*%|%|amps?\b|cp\b|pain|spont|psv|ps\b|cpap|"
                          r"bipap|fio|sats?\b|vent|tv\b|rr\b|intensity|ha\b|headache|discomfort|back\b|chest|"
                          r"abd|abdominal|incisional|on\s+(?:the\s+)?(?:pain|scale)|of\s+(?:the\s+)?(?:time|d50|dose|tab)|"
@@ -445,6 +448,11 @@ PLACE_PATTERNS = (
 )
 
 PATTERNS: tuple[Pattern, ...] = DATE_PATTERNS + OTHER_PATTERNS + NAME_PATTERNS + PLACE_PATTERNS
+#: Clock times are not among HIPAA's Safe Harbor identifiers, and the PhysioNet deid gold does not mark them
+#: (on its dev notes the time pattern only found false positives, "8/25 @ 1230"): the detector runs them
+#: only when asked (``times=True``, ``times: true``, ``medtune deid --times``).
+TIME_PATTERN_NAMES = frozenset({"time_after_date"})
+DEFAULT_PATTERNS: tuple[Pattern, ...] = tuple(p for p in PATTERNS if p.name not in TIME_PATTERN_NAMES)
 
 
 def pattern_names() -> list[str]:

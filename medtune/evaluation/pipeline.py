@@ -161,7 +161,7 @@ def _deid(pipe: Any, gold: list[Document], batch_size: int) -> dict[str, Any]:
     comp = _need(pipe, "deid")
     cfg = comp.config
     detector = PhiDetector(rules=cfg.rules, model=comp.model_path, outside_weight=cfg.outside_weight,
-                           batch_size=min(batch_size, 16), mode=cfg.mode)
+                           batch_size=min(batch_size, 16), mode=cfg.mode, times=cfg.times)
     found = detector.detect([_bare(d) for d in gold])
     result = deid_metrics(gold, found)
     result["targets"] = target_report(result)

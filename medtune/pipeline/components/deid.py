@@ -23,6 +23,8 @@ from medtune.pipeline.components.base import Component, ComponentConfig, registe
 class DeidConfig(ComponentConfig):
     kind: Literal["deid"]
     rules: bool = Field(True, description="run the PHI pattern library (medtune.deid.rules)")
+    times: bool = Field(False, description="also replace clock times next to a date (not a HIPAA Safe Harbor "
+                                           "identifier; off by default)")
     model: str | None = Field(None, description="PHI NER model directory (configs/deid.yaml), relative to the "
                                                 "pipeline file; None = rules only")
     outside_weight: float | None = Field(None, gt=0.0, le=1.0, description="the model's decoding bias: below 1 "
@@ -52,7 +54,7 @@ class DeidComponent(Component):
         engine = Deidentifier(rules=cfg.rules, model=self.model_path, outside_weight=cfg.outside_weight,
                               replace=cfg.replace,
                               key_file=resolve_path(cfg.key_file, self.base) if cfg.key_file else None,
-                              mode=cfg.mode)
+                              mode=cfg.mode, times=cfg.times)
         engine.detector.predictor  # noqa: B018 - load the PHI model now (a service loads before serving)
         return engine
 

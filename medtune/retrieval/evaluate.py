@@ -9,9 +9,11 @@ of ``1 / rank`` of the first gold passage (0 when none is among the ``candidates
 :func:`tune` chooses the fusion on dev (a grid over ``alpha`` of weighted fusion, and reciprocal rank
 fusion; best MRR, ties to the first) and, with a reranker, its weight. :func:`calibrate` chooses the
 threshold of the active score kind on dev: each question is asked twice, once as it is (it should be
-answered, with a gold passage first) and once with its gold passages removed from the candidates (as
-if the knowledge base did not hold the answer: it should say so). The threshold is the one that makes
-the most of these decisions right. Held-out questions are a proxy: another page may still answer them.
+answered, with a gold passage first) and once with its topic removed from the candidates: the gold
+passages and every passage with the same title (for MedQuAD, the same focus: the pages of other sources
+on the same disease too), as if the knowledge base did not cover it (it should say so). The threshold is
+the one that makes the most of these decisions right. The removed topic is a proxy for a question the
+knowledge base cannot answer: a page on a related topic (another title) may still answer it.
 """
 
 from __future__ import annotations
@@ -163,6 +165,12 @@ def _top_score(kb: KnowledgeBase, q: Question, v: np.ndarray, c: Candidates) -> 
     return (reranked.get(pos, float(c.dense[pos])), int(c.rows[pos]))
 
 
+def topic_rows(kb: KnowledgeBase, c: Candidates, gold: set[int]) -> set[int]:
+    """The gold rows and every candidate about the same topic (the same title as a gold passage)."""
+    titles = {(kb.passages[r].source.title or "").lower() for r in gold} - {""}
+    return set(gold) | {int(r) for r in c.rows if (kb.passages[int(r)].source.title or "").lower() in titles}
+
+
 def decision_scores(kb: KnowledgeBase, prep: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(best score of each question, whether that best passage is gold, best score with the gold removed)."""
     answerable: list[tuple[float, bool]] = []
@@ -171,7 +179,7 @@ def decision_scores(kb: KnowledgeBase, prep: Prepared) -> tuple[np.ndarray, np.n
         score, row = _top_score(kb, q, v, c)
         if score is not None:
             answerable.append((score, row in gold))
-        score, _ = _top_score(kb, q, v, c.without(gold))
+        score, _ = _top_score(kb, q, v, c.without(topic_rows(kb, c, gold)))
         if score is not None:
             held_out.append(score)
     return (np.array([s for s, _ in answerable], dtype=np.float64), np.array([ok for _, ok in answerable], dtype=bool),

@@ -36,14 +36,17 @@ class QtypeRouter:
                              fix="train one with configs/medquad-qtype.yaml, or leave out search.qtype_model")
         self.min_score = min_score
 
-    def types(self, questions: Sequence[str]) -> list[str | None]:
-        """The predicted type of each question, or ``None`` where the classifier is unsure."""
-        out: list[str | None] = []
+    def predict(self, questions: Sequence[str]) -> list[tuple[str | None, float]]:
+        """The classifier's type (lower case) and its probability for each question."""
+        out: list[tuple[str | None, float]] = []
         for doc in self.predictor.pipe(list(questions)):
             label = doc.labels[0] if doc.labels else None
-            score = doc.label_scores.get(label, 0.0) if label is not None else 0.0
-            out.append(label.lower() if label is not None and score >= self.min_score else None)
+            out.append((label.lower() if label else None, float(doc.label_scores.get(label, 0.0)) if label else 0.0))
         return out
+
+    def types(self, questions: Sequence[str]) -> list[str | None]:
+        """The predicted type of each question, or ``None`` where the classifier is unsure."""
+        return [label if score >= self.min_score else None for label, score in self.predict(questions)]
 
 
 def route(c: Candidates, passages: Sequence[Passage], qtype: str | None) -> Candidates:

@@ -67,7 +67,7 @@ def test_span_outside_text_is_refused():
 
 def test_unknown_task_and_head(tmp_path):
     with pytest.raises(ConfigError):
-        RunConfig.from_dict({"task": "qa", "data": {"name": "x"}})
+        RunConfig.from_dict({"task": "summarisation", "data": {"name": "x"}})
     with pytest.raises(ConfigError, match="head"):  # refused by the config or by the task
         from medtune.tasks import NerTask
 

@@ -22,8 +22,8 @@ from medtune.config import DPConfig, RunConfig  # noqa: E402
 from medtune.errors import ConfigError, MissingExtraError  # noqa: E402
 from medtune.io.jsonl import write_jsonl  # noqa: E402
 from medtune.training import train  # noqa: E402
-from medtune.training.dp_trainer import (UnitCollator, UnitNormHooks, clipped_backward, unit_loss_for,  # noqa: E402
-                                         unit_losses)
+from medtune.training.dp_trainer import (UnitCollator, UnitNormHooks, clipped_backward, first_pass_inputs,  # noqa: E402
+                                         unit_loss_for, unit_losses)
 from medtune.training.privacy import (RDP_ALPHAS, PrivateTrainingRun, epsilon_spent, plan_privacy,  # noqa: E402
                                       unit_groups)
 from medtune.training.run import TrainingRun, run_class  # noqa: E402
@@ -50,7 +50,8 @@ def config(tiny_model_dir: Path, tmp_path: Path, task: str = "ner", *, docs=None
         write_jsonl(make_docs()[:3], data["dev"])
     raw = {"task": task, "base_model": str(tiny_model_dir), "data": data, "model": {**options, **(model or {})},
            "training": {"batch_size": 3, "epochs": 1, "learning_rate": 3e-3, "progress_bar": False, "bf16": "false",
-                        "logging_steps": 1000, "early_stopping_patience": None, **(training or {})}}
+                        "logging_steps": 1000, "early_stopping_patience": None, "num_threads": 1,
+                        **(training or {})}}
     if privacy:
         raw["privacy"] = {"dp": {"epsilon": 8, "accountant": "rdp", **(dp or {})}}
     return RunConfig.from_dict(raw)
@@ -129,12 +130,15 @@ def test_each_unit_gradient_is_clipped_as_a_whole(tiny_model_dir, tmp_path, task
 
     clip = float(true_norms.median())  # some units are clipped, some are not
     expected = sum(min(1.0, clip / float(n)) * g for g, n in zip(whole, true_norms))
-    for physical in (None, max(sizes)):  # one part, or several parts of whole units
+    first = first_pass_inputs(net, UnitCollator(prepared.task.collate, None)(units)["dp_parts"][0], rule, hooks,
+                              params)
+    assert first == params[:1]  # the first backward pass reaches every layer from the first parameter
+    for physical, inputs in ((None, None), (max(sizes), first)):  # one part, or several parts of whole units
         for p in params:
             p.grad = None
         batch = UnitCollator(prepared.task.collate, physical)(units)
         assert batch["dp_units"] == len(units) and (physical is None) == (len(batch["dp_parts"]) == 1)
-        norms = torch.cat([clipped_backward(unit_losses(net, part, rule, hooks), hooks, params, clip)
+        norms = torch.cat([clipped_backward(unit_losses(net, part, rule, hooks), hooks, params, clip, inputs)
                            for part in batch["dp_parts"]])
         assert torch.allclose(norms, true_norms, rtol=1e-4, atol=1e-6)
         summed = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params])

@@ -48,7 +48,7 @@ bench-quick: dev
 # Every model the shipped pipelines (pipelines/*.yaml) use, trained into models/ (git-ignored).
 # Each is a file target: a model already trained is skipped. 1-2 hours on 2 cores.
 MODELS := models/ade-ner models/ade-ner-s43 models/ade-ner-s44 models/ade-re models/ade-classification models/bc5cdr-ner models/bc5cdr-cid models/assertion \
-	models/linker-disease models/linker-chemical
+	models/deid models/linker-disease models/linker-chemical
 models: $(addsuffix /config.json,$(filter-out models/linker-%,$(MODELS))) \
 	$(addsuffix /manifest.json,$(filter models/linker-%,$(MODELS)))
 
@@ -66,6 +66,10 @@ models/bc5cdr-cid/config.json: configs/bc5cdr-cid.yaml | install
 	$(BIN)/medtune train $< --output $(@D) --overwrite
 models/assertion/config.json: configs/assertion.yaml | install
 	$(BIN)/medtune train $< --output $(@D) --overwrite
+# the PHI model of pipelines/deid.yaml, with its recall-first decoding bias chosen on dev
+models/deid/config.json: configs/deid.yaml | install
+	$(BIN)/medtune train $< --output $(@D) --overwrite
+	$(BIN)/medtune deid-tune $(@D) --data physionet-deid --split dev --target-recall 0.98
 models/linker-%/manifest.json: configs/linker-%.yaml | install
 	$(BIN)/medtune link build $< --output $(@D) --overwrite
 

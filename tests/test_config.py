@@ -24,8 +24,13 @@ def test_every_shipped_config_is_valid_and_names_a_corpus():
 
     names = {spec.name for spec in datasets.list_datasets()}
     assert len(CONFIGS) >= 11
+    #: configs that train on files a command writes (named in the config's own comment)
+    built = {"medquad-reranker.yaml": "runs/medquad-reranker-data/"}
     for path in CONFIGS:
         cfg = RunConfig.from_yaml(path)
+        if path.name in built:
+            assert cfg.data.name is None and cfg.data.train.startswith(built[path.name]), path
+            continue
         assert cfg.data.name in names, path
 
 
@@ -39,6 +44,8 @@ def test_every_named_corpus_has_a_config():
     for spec in datasets.list_datasets():
         if spec.task == "linking":
             assert spec.name.removesuffix("-linking") in linked, spec.name
+        elif spec.task == "retrieval":  # passages for a knowledge base (`medtune kb build`), not a training set
+            continue
         elif "train" in spec.splits:
             assert spec.name in trained, f"no config in configs/ trains on {spec.name}"
 
@@ -48,7 +55,7 @@ def test_shipped_pipelines_are_valid_and_point_into_models():
 
     root = Path(__file__).parent.parent
     pipelines = sorted((root / "pipelines").glob("*.yaml"))
-    assert {p.stem for p in pipelines} == {"pharmacovigilance", "literature", "clinical-note"}
+    assert {p.stem for p in pipelines} == {"pharmacovigilance", "literature", "clinical-note", "deid"}
     made = re.search(r"^MODELS := ((?:.*\\\n)*.*)$", (root / "Makefile").read_text(), re.M).group(1).split()
     for path in pipelines:
         pipe = Pipeline.from_yaml(path)

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from opacus.grad_sample import GradSampleHooksFastGradientClipping
-from opacus.grad_sample.embedding_norm_sample import compute_embedding_norm_sample
 from opacus.grad_sample.functorch import ft_compute_per_sample_gradient
 from opacus.utils.module_utils import trainable_parameters
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
@@ -149,27 +148,45 @@ class UnitCollator:
 
 
 # --------------------------------------------------------------------------- per-unit norms
-def _group_rows(x: torch.Tensor, unit: torch.Tensor, slot: torch.Tensor, n_units: int, width: int) -> torch.Tensor:
-    """Rows ``(B, *rest)`` -> ``(n_units, width, *rest)``: each unit's rows side by side (zeros after them)."""
-    out = x.new_zeros((n_units, width, *x.shape[1:]))
-    out[unit, slot] = x
-    return out
-
-
-def _linear_norms(layer: nn.Linear, a: torch.Tensor, g: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
-    """Per-unit gradient norms of a linear layer from ``a`` (units, positions, in) and ``g`` (units,
-    positions, out): the ghost formula sum_ij (a_i.a_j)(g_i.g_j), or the gradient itself when smaller."""
+def _linear_norms(layer: nn.Linear, a: torch.Tensor, g: torch.Tensor,
+                  bounds: list[tuple[int, int]]) -> dict[nn.Parameter, torch.Tensor]:
+    """Per-unit gradient norms of a linear layer. ``a`` (rows, positions, in) and ``g`` (rows, positions,
+    out) hold the rows of unit k at ``bounds[k]``; a unit's rows and positions form one sequence of S
+    vectors, whose gradient norm is the ghost formula sum_ij (a_i.a_j)(g_i.g_j) or, when S (in + out) >
+    in * out (fewer operations), the norm of the gradient g^T a itself; products in the dtype of the
+    layer's backward pass (bf16 under autocast), sums in float32."""
+    d_in, d_out = a.shape[-1], g.shape[-1]
+    weights, biases = [], []
+    for s, e in bounds:
+        au, gu = a[s:e].reshape(-1, d_in), g[s:e].reshape(-1, d_out)
+        if layer.weight.requires_grad:
+            if au.shape[0] * (d_in + d_out) <= d_in * d_out:
+                weights.append(((gu @ gu.T).float() * (au @ au.T).float()).sum().clamp(min=0))
+            else:
+                weights.append(torch.linalg.vector_norm(gu.T @ au, dtype=torch.float32).square())
+        if layer.bias is not None and layer.bias.requires_grad:
+            biases.append(torch.linalg.vector_norm(gu.sum(0, dtype=torch.float32)).square())
     out = {}
-    if layer.weight.requires_grad:
-        positions, d_in, d_out = a.shape[1], a.shape[2], g.shape[2]
-        if positions * (d_in + d_out) <= d_in * d_out:
-            squared = (torch.einsum("nik,njk->nij", g, g) * torch.einsum("nik,njk->nij", a, a)).sum((1, 2))
-        else:
-            squared = torch.einsum("nsp,nsd->npd", g, a).pow(2).sum((1, 2))
-        out[layer.weight] = squared.clamp(min=0).sqrt()
-    if layer.bias is not None and layer.bias.requires_grad:
-        out[layer.bias] = g.sum(1).norm(dim=-1)
+    if weights:
+        out[layer.weight] = torch.stack(weights).sqrt()
+    if biases:
+        out[layer.bias] = torch.stack(biases).sqrt()
     return out
+
+
+def _embedding_norms(layer: nn.Embedding, ids: torch.Tensor, g: torch.Tensor,
+                     bounds: list[tuple[int, int]]) -> dict[nn.Parameter, torch.Tensor]:
+    """Per-unit gradient norms of an embedding table: the rows of each id summed over the unit."""
+    squares = []
+    for s, e in bounds:
+        unit_ids, unit_g = ids[s:e].reshape(-1), g[s:e].reshape(-1, g.shape[-1]).float()
+        if layer.padding_idx is not None:  # its row never gets a gradient
+            keep = unit_ids != layer.padding_idx
+            unit_ids, unit_g = unit_ids[keep], unit_g[keep]
+        unique, inverse = torch.unique(unit_ids, return_inverse=True)
+        per_id = unit_g.new_zeros((len(unique), unit_g.shape[-1])).index_add_(0, inverse, unit_g)
+        squares.append(per_id.pow(2).sum())
+    return {layer.weight: torch.stack(squares).sqrt()}
 
 
 class UnitNormHooks(GradSampleHooksFastGradientClipping):
@@ -177,24 +194,23 @@ class UnitNormHooks(GradSampleHooksFastGradientClipping):
     each parameter's ``_norm_sample`` taken per privacy unit instead of per row (see the module doc).
 
     ``set_units(rows, n_units)`` before each forward pass: ``rows`` maps a batch length (the number of
-    rows a layer sees) to the unit of each row."""
+    rows a layer sees) to the unit of each row; a unit's rows are contiguous (``UnitCollator`` puts them
+    so)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model, batch_first=True, loss_reduction="sum", strict=True, max_grad_norm=1.0,
                          use_ghost_clipping=True)
         self.names = {id(p): name for name, p in model.named_parameters()}
-        self._rows: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}
+        self._rows: dict[int, tuple[torch.Tensor, list[tuple[int, int]]]] = {}
         self.n_units = 0
 
     def set_units(self, rows: dict[int, torch.Tensor], n_units: int) -> None:
         self._rows = {}
         for length, unit in rows.items():
-            order = torch.argsort(unit, stable=True)
-            counts = torch.bincount(unit, minlength=n_units)
-            starts = torch.cumsum(counts, 0) - counts
-            slot = torch.empty_like(unit)
-            slot[order] = torch.arange(len(unit), device=unit.device) - starts[unit[order]]
-            self._rows[length] = (unit, slot, int(counts.max()))
+            if len(unit) and bool((unit[1:] < unit[:-1]).any()):
+                raise RuntimeError("DP-SGD: the rows of a unit must be contiguous")
+            ends = torch.cumsum(torch.bincount(unit, minlength=n_units), 0).tolist()
+            self._rows[length] = (unit, list(zip([0] + ends[:-1], ends)))
         self.n_units = n_units
         for p in self.trainable_parameters:
             p._norm_sample = None
@@ -214,7 +230,7 @@ class UnitNormHooks(GradSampleHooksFastGradientClipping):
             raise ConfigError(f"privacy: a {type(module).__name__} layer sees {backprops.shape[0]} rows, which "
                               f"match no batch of the task's collation ({sorted(self._rows)})",
                               fix="register the task's row layout with register_unit_loss(subrow_key=...)")
-        for param, norm in self._unit_norms(module, activations, backprops.float(), rows).items():
+        for param, norm in self._unit_norms(module, activations, backprops, rows).items():
             param._norm_sample = norm
         for _, p in trainable_parameters(module):
             p._forward_counter -= 1
@@ -222,41 +238,29 @@ class UnitNormHooks(GradSampleHooksFastGradientClipping):
             del module.max_batch_len
 
     def _unit_norms(self, module: nn.Module, activations: list[torch.Tensor], backprops: torch.Tensor,
-                    rows: tuple[torch.Tensor, torch.Tensor, int]) -> dict[nn.Parameter, torch.Tensor]:
-        unit, slot, width = rows
-        n = self.n_units
-        if type(module) is nn.Linear:
-            a = _group_rows(activations[0].float(), unit, slot, n, width)
-            g = _group_rows(backprops, unit, slot, n, width)
-            return _linear_norms(module, a.reshape(n, -1, a.shape[-1]), g.reshape(n, -1, g.shape[-1]))
+                    rows: tuple[torch.Tensor, list[tuple[int, int]]]) -> dict[nn.Parameter, torch.Tensor]:
+        unit, bounds = rows
+        if type(module) is nn.Linear:  # the input as the backward pass used it (autocast: its dtype)
+            return _linear_norms(module, activations[0].to(backprops.dtype), backprops, bounds)
         if type(module) is nn.Embedding:
-            ids = _group_rows(activations[0], unit, slot, n, width).reshape(n, -1)
-            g = _group_rows(backprops, unit, slot, n, width).reshape(n, -1, backprops.shape[-1])
-            return compute_embedding_norm_sample(module, [ids], g)
+            return _embedding_norms(module, activations[0], backprops, bounds)
         sampler = self.GRAD_SAMPLERS.get(type(module), ft_compute_per_sample_gradient)
         acts = [a.float() if a.is_floating_point() else a for a in activations]
         out = {}
-        for param, per_row in sampler(module, acts, backprops).items():
-            per_unit = per_row.new_zeros((n, *per_row.shape[1:])).index_add_(0, unit, per_row)
-            out[param] = per_unit.reshape(n, -1).norm(dim=-1)
+        for param, per_row in sampler(module, acts, backprops.float()).items():
+            per_unit = per_row.new_zeros((self.n_units, *per_row.shape[1:])).index_add_(0, unit, per_row)
+            out[param] = per_unit.reshape(self.n_units, -1).norm(dim=-1)
         return out
 
-    def unit_norms(self) -> torch.Tensor:
-        """The L2 norm of each unit's whole gradient, after the first backward pass; refuses a parameter
-        that got a gradient the hooks did not see (used outside its layer's forward)."""
-        squares = None
+    def unit_norms(self) -> tuple[torch.Tensor, list[bool]]:
+        """After the first backward pass: the L2 norm of each unit's whole gradient, and which trainable
+        parameters it covers (a parameter the hooks did not see has no norm)."""
+        squares, seen = torch.zeros(self.n_units), []
         for p in self.trainable_parameters:
-            if p._norm_sample is None:
-                if p.grad is not None and bool(p.grad.ne(0).any()):
-                    raise ConfigError(f"privacy: the parameter {self.names.get(id(p), '?')} gets a gradient "
-                                      "outside its layer's forward, which per-unit clipping cannot see",
-                                      fix="freeze it (requires_grad False), or use another base model")
-                continue
-            part = p._norm_sample.to(torch.float32).pow(2)
-            squares = part if squares is None else squares + part
-        if squares is None:
-            return torch.zeros(self.n_units)
-        return squares.sqrt()
+            seen.append(p._norm_sample is not None)
+            if p._norm_sample is not None:
+                squares = squares.to(p._norm_sample.device) + p._norm_sample.to(torch.float32).pow(2)
+        return squares.sqrt(), seen
 
 
 # --------------------------------------------------------------------------- one part of a step
@@ -280,25 +284,52 @@ def unit_losses(model: nn.Module, part: dict[str, torch.Tensor], unit_loss: Unit
 
 
 def clipped_backward(unit_loss: torch.Tensor, hooks: UnitNormHooks, params: list[nn.Parameter],
-                     max_grad_norm: float) -> torch.Tensor:
+                     max_grad_norm: float, first_pass_inputs: list[nn.Parameter] | None = None) -> torch.Tensor:
     """Add ``sum_u min(1, C / |g_u|) g_u`` of one part to the parameters' ``.grad`` (what they held
-    before is kept); returns the units' gradient norms |g_u| (not private: never log or save them)."""
+    before is kept); returns the units' gradient norms |g_u| (not private: never log or save them).
+
+    The first backward pass only feeds the hooks: ``first_pass_inputs`` (see ``first_pass_inputs``) spares
+    it the weight gradients. A parameter that gets a gradient in the second pass but had no norm in the
+    first (used outside its layer's forward) stops training: its gradient would not be clipped."""
     kept = [p.grad for p in params]
     for p in params:
         p.grad = None
     with warnings.catch_warnings():  # the first layer's input needs no gradient: its hook still fires
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        unit_loss.sum().backward(retain_graph=True)  # the hooks record each unit's gradient norm
-        norms = hooks.unit_norms()
+        unit_loss.sum().backward(retain_graph=True, inputs=first_pass_inputs)  # the hooks record the norms
+        norms, seen = hooks.unit_norms()
         coefficient = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
-        for p, grad in zip(params, kept):
-            p.grad = grad
+        for p, grad, has_norm in zip(params, kept, seen):
+            p.grad = grad if has_norm else None
         hooks.disable_hooks()
         try:
             (coefficient.to(unit_loss.device).detach() * unit_loss).sum().backward()
         finally:
             hooks.enable_hooks()
+    for p, grad, has_norm in zip(params, kept, seen):
+        if not has_norm:
+            if p.grad is not None and bool(p.grad.ne(0).any()):
+                raise ConfigError(f"privacy: the parameter {hooks.names.get(id(p), '?')} gets a gradient outside "
+                                  "its layer's forward, which per-unit clipping cannot see",
+                                  fix="freeze it (requires_grad False), or use another base model")
+            p.grad = grad
     return norms
+
+
+def first_pass_inputs(model: nn.Module, part: dict[str, torch.Tensor], unit_loss: UnitLoss, hooks: UnitNormHooks,
+                      params: list[nn.Parameter]) -> list[nn.Parameter] | None:
+    """What the first backward pass of ``clipped_backward`` must reach: the first trainable parameter
+    alone (every layer above it then gets its output gradient, and no weight gradient is computed) when a
+    probe on ``part`` shows the hooks seeing the same parameters as with a full pass; else None (all)."""
+    seen = []
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        for inputs in (None, params[:1]):
+            unit_losses(model, part, unit_loss, hooks).sum().backward(inputs=inputs)
+            seen.append(hooks.unit_norms()[1])
+    for p in params:
+        p.grad = None
+    return params[:1] if seen[0] == seen[1] else None
 
 
 # --------------------------------------------------------------------------- the trainer
@@ -341,6 +372,7 @@ class PrivateTrainer(MedtuneTrainer):
         self.dp_params = list(hooks.trainable_parameters)
         self._generators: dict[str, torch.Generator] = {}
         self.empty_batches = 0
+        self._first_pass_inputs: Any = "unknown"  # probed on the first batch (see first_pass_inputs)
 
     def _generator(self, device: torch.device) -> torch.Generator:
         key = str(device)
@@ -359,9 +391,13 @@ class PrivateTrainer(MedtuneTrainer):
         model.train()
         loss_sum, units = torch.zeros((), device=self.args.device), 0
         for part in inputs["dp_parts"]:
+            part = self._prepare_inputs(part)
             with self.compute_loss_context_manager():
-                unit_loss = unit_losses(model, self._prepare_inputs(part), self.unit_loss, self.hooks)
-            clipped_backward(unit_loss, self.hooks, self.dp_params, self.plan.max_grad_norm)
+                if self._first_pass_inputs == "unknown":
+                    self._first_pass_inputs = first_pass_inputs(model, part, self.unit_loss, self.hooks,
+                                                                self.dp_params)
+                unit_loss = unit_losses(model, part, self.unit_loss, self.hooks)
+            clipped_backward(unit_loss, self.hooks, self.dp_params, self.plan.max_grad_norm, self._first_pass_inputs)
             loss_sum += unit_loss.detach().sum()
             units += len(unit_loss)
         if not inputs["dp_parts"]:

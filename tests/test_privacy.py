@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 from transformers import TrainerCallback
+from typer.testing import CliRunner
 
 pytest.importorskip("opacus", reason="the privacy extra: pip install -e '.[privacy]' -c constraints.txt")
 
@@ -18,6 +19,7 @@ from opacus.accountants.utils import get_noise_multiplier  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 
 import medtune  # noqa: E402
+from medtune.cli import app  # noqa: E402
 from medtune.config import DPConfig, RunConfig  # noqa: E402
 from medtune.errors import ConfigError, MissingExtraError  # noqa: E402
 from medtune.io.jsonl import write_jsonl  # noqa: E402
@@ -227,15 +229,21 @@ def test_privacy_picks_the_private_run_and_others_refuse_it(tiny_model_dir, tmp_
 # ----------------------------------------------------------------------------- private runs
 def test_a_private_run_stays_within_budget_and_loads(tiny_model_dir, tmp_path):
     cfg = config(tiny_model_dir, tmp_path, dev=True, training={"epochs": 2})
-    result = train(cfg, tmp_path / "model")
+    (tmp_path / "private.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+    run = CliRunner().invoke(app, ["train", str(tmp_path / "private.yaml"), "--output", str(tmp_path / "model")],
+                             catch_exceptions=False)
+    assert run.exit_code == 0, run.output
     privacy = json.loads((tmp_path / "model" / "metrics.json").read_text())["privacy"]
-    assert privacy == result.metrics["privacy"]
+    assert f"privacy: epsilon {privacy['epsilon_spent']:.4f} spent of 8.0" in run.output  # the run's log
     assert 0 < privacy["epsilon_spent"] <= privacy["epsilon_target"] == 8
     assert privacy["units"] == 12 and privacy["delta"] == pytest.approx(1 / 120)
     assert privacy["steps"] == privacy["planned_steps"] == 8 and not privacy["stopped_by_budget"]  # 2 * int(12/3)
+    saved = RunConfig.from_yaml(tmp_path / "model" / "medtune_config.yaml")
+    assert saved.privacy == cfg.privacy and saved.training.group_by_length is False
     card = (tmp_path / "model" / "README.md").read_text()
     assert "## Privacy" in card and f"ε = {privacy['epsilon_spent']:.2f}" in card
-    assert result.metrics["train"]["windows"] > result.metrics["train"]["documents"] == 12
+    train_metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())["train"]
+    assert train_metrics["windows"] > train_metrics["documents"] == 12
     with safe_open(str(tmp_path / "model" / "model.safetensors"), framework="pt") as weights:
         keys = list(weights.keys())
     assert keys and not [k for k in keys if "_module" in k or "grad_sample" in k]  # the plain model

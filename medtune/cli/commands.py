@@ -60,6 +60,10 @@ def train(
     for split in ("dev", "test"):
         if split in result.metrics:
             typer.echo(f"{split} f1: {result.metrics[split]['f1']:.4f}")
+    if "privacy" in result.metrics:  # a private run (DP-SGD): the budget it spent
+        p = result.metrics["privacy"]
+        typer.echo(f"privacy: epsilon {p['epsilon_spent']:.4f} spent of {p['epsilon_target']} (delta {p['delta']:.3g}, "
+                   f"{p['accountant']}; unit: {p['unit']}, {p['units']} units; {p['steps']} steps)")
 
 
 @app.command(context_settings=EXTRA)

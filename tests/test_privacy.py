@@ -186,7 +186,7 @@ def test_the_collator_keeps_units_whole_and_counts_empty_ones():
     ("relation", {"negatives_from_model": "models/ner"}, {}, "model.negatives_from_model"),
     ("relation", {"distant_negatives": True}, {}, "model.distant_negatives"),
     ("relation", {"negative_ratio": 2.0}, {}, "model.negative_ratio"),
-    ("relation", {"relation_schema": None}, {}, "model.relation_schema"),
+    ("relation", {"relation_schema": None}, {}, "model.relation_schema"),  # labels alone do not give the pairs
     ("classification", {"class_weights": "balanced"}, {}, "model.class_weights"),
     ("classification", {"multi_label": None}, {}, "model.multi_label"),
 ])
@@ -224,6 +224,7 @@ def test_privacy_picks_the_private_run_and_others_refuse_it(tiny_model_dir, tmp_
         TrainingRun(cfg)
     with pytest.raises(ConfigError, match="does not account privacy"):
         PrivateTrainingRun(cfg).fit_steps(1)
+    PrivateTrainingRun(config(tiny_model_dir, tmp_path, "relation", model={"labels": None}))  # the schema names them
 
 
 # ----------------------------------------------------------------------------- private runs

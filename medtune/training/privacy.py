@@ -181,7 +181,7 @@ def check_private_config(config: RunConfig) -> None:
         (_set(m, "class_weights") == "balanced", "model.class_weights",
          "balanced: the weights are counted over all training documents and are not private",
          "use class_weights: none"),
-        (m.labels is None, "model.labels",
+        (m.labels is None and not _set(m, "relation_schema"), "model.labels",
          "is read from the training documents, and the model publishes it (a label of one note reveals it)",
          "list the label set in model.labels"),
         (hasattr(m, "relation_schema") and m.relation_schema is None, "model.relation_schema",

@@ -86,6 +86,8 @@ def test_delta_and_batch_size_are_checked_against_the_number_of_units():
         plan_privacy(DPConfig(epsilon=8, accountant="rdp", delta=0.05), 50, 5, 1)
     with pytest.raises(ConfigError, match="training.batch_size 50 is not below the number of privacy units"):
         plan_privacy(DPConfig(epsilon=8, accountant="rdp"), 50, 50, 1)
+    with pytest.raises(ConfigError, match="epsilon 0.001 cannot be reached in 100 steps"):
+        plan_privacy(DPConfig(epsilon=0.001, accountant="rdp"), 1000, 10, 1)
 
 
 # ----------------------------------------------------------------------------- per-unit clipping

@@ -48,6 +48,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     import time
 
     from dp_audit import audit
+
     from medtune.config import RunConfig
     from medtune.training import train
 
@@ -148,7 +149,7 @@ def main() -> None:
                     "audit_docs": args.audit_docs}
             print(f"[dp] {task} epsilon={epsilon if epsilon is not None else 'inf (non-private)'}", flush=True)
             child = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True,
-                                   text=True)
+                                   text=True, check=False)
             line = next((l for l in child.stdout.splitlines() if l.startswith("DPRESULT ")), None)
             if child.returncode != 0 or line is None:
                 sys.stderr.write(child.stderr[-4000:])

@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _env import RESULTS  # noqa: E402  (sets up paths and offline mode)
+from _env import RESULTS  # noqa: E402, I001  (first: sets up paths and offline mode)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

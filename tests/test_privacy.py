@@ -8,29 +8,32 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import assertion_docs, cls_docs, ner_docs, rel_docs
+
+# the privacy extra (Opacus), which `make dev` installs: pip install -e '.[privacy]' -c constraints.txt
+from opacus.accountants import PRVAccountant, RDPAccountant
+from opacus.accountants.utils import get_noise_multiplier
+from safetensors import safe_open
 from torch import nn
 from transformers import TrainerCallback
 from typer.testing import CliRunner
 
-pytest.importorskip("opacus", reason="the privacy extra: pip install -e '.[privacy]' -c constraints.txt")
-
-from opacus.accountants import PRVAccountant, RDPAccountant  # noqa: E402
-from opacus.accountants.utils import get_noise_multiplier  # noqa: E402
-from safetensors import safe_open  # noqa: E402
-
-import medtune  # noqa: E402
-from medtune.cli import app  # noqa: E402
-from medtune.config import DPConfig, RunConfig  # noqa: E402
-from medtune.errors import ConfigError, MissingExtraError  # noqa: E402
-from medtune.io.jsonl import write_jsonl  # noqa: E402
-from medtune.training import train  # noqa: E402
-from medtune.training.dp_trainer import (UnitCollator, UnitNormHooks, clipped_backward, first_pass_inputs,  # noqa: E402
-                                         unit_loss_for, unit_losses)
-from medtune.training.privacy import (RDP_ALPHAS, PrivateTrainingRun, epsilon_spent, plan_privacy,  # noqa: E402
-                                      unit_groups)
-from medtune.training.run import TrainingRun, run_class  # noqa: E402
-
-from helpers import assertion_docs, cls_docs, ner_docs, rel_docs  # noqa: E402
+import medtune
+from medtune.cli import app
+from medtune.config import DPConfig, RunConfig
+from medtune.errors import ConfigError, MissingExtraError
+from medtune.io.jsonl import write_jsonl
+from medtune.training import train
+from medtune.training.dp_trainer import (
+    UnitCollator,
+    UnitNormHooks,
+    clipped_backward,
+    first_pass_inputs,
+    unit_loss_for,
+    unit_losses,
+)
+from medtune.training.privacy import RDP_ALPHAS, PrivateTrainingRun, epsilon_spent, plan_privacy, unit_groups
+from medtune.training.run import TrainingRun, run_class
 
 TASKS = {
     "ner": (lambda: ner_docs(12, repeat=3), {"max_length": 16, "stride": 4, "labels": ["Disease", "Gene"]}),

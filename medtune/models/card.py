@@ -135,13 +135,13 @@ def privacy_lines(metrics: dict[str, Any]) -> list[str]:
         return []
     stopped = ", stopped by the budget" if p.get("stopped_by_budget") else ""
     return ["## Privacy", "",
-            f"Trained with differential privacy (DP-SGD): ε = {p['epsilon_spent']:.2f} spent of a target "
+            (f"Trained with differential privacy (DP-SGD): ε = {p['epsilon_spent']:.2f} spent of a target "
             f"{p['epsilon_target']}, at δ = {p['delta']:.3g} ({p['delta_rule']}; {p['accountant']} accountant). "
             f"The unit protected is {p['unit']} ({p['units']} units): the model is almost as likely with or without "
             f"any one of them. Noise multiplier {p['noise_multiplier']:.4g}, clipping norm {p['max_grad_norm']}, "
             f"Poisson sampling rate {p['sample_rate']:.4g} (expected batch {p['expected_batch_size']}), "
             f"{p['steps']} of {p['planned_steps']} planned steps{stopped}. Not covered: "
-            f"{'; '.join(p.get('not_covered') or [])}. See docs/privacy.md for how to read ε.", ""]
+            f"{'; '.join(p.get('not_covered') or [])}. See docs/privacy.md for how to read ε."), ""]
 
 
 def _weights_lines(weights_sha256: str | None) -> list[str]:

@@ -26,9 +26,10 @@ import json
 import logging
 import secrets
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from opacus.grad_sample import GradSampleHooksFastGradientClipping
@@ -337,7 +338,7 @@ class BudgetCallback(TrainerCallback):
     """Stops training before a step would spend more than the privacy budget: after every step, one more
     must stay within the steps for which the accountant gave epsilon <= target (``plan.steps``)."""
 
-    def __init__(self, plan: "PrivacyPlan") -> None:
+    def __init__(self, plan: PrivacyPlan) -> None:
         self.plan = plan
         self.stopped_by_budget = False
 
@@ -362,7 +363,7 @@ def secure_generator(device: torch.device | str = "cpu") -> torch.Generator:
 class PrivateTrainer(MedtuneTrainer):
     """``MedtuneTrainer`` whose training step is DP-SGD over units (see the module doc)."""
 
-    def __init__(self, *args: Any, plan: "PrivacyPlan", hooks: UnitNormHooks, unit_loss: UnitLoss,
+    def __init__(self, *args: Any, plan: PrivacyPlan, hooks: UnitNormHooks, unit_loss: UnitLoss,
                  physical_batch_size: int | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.plan = plan

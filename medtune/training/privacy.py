@@ -29,9 +29,10 @@ import math
 import os
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from torch import nn
 
@@ -170,12 +171,12 @@ def _set(options: Any, name: str) -> Any:
 
 def check_private_config(config: RunConfig) -> None:
     """Refuse, naming the field and the fix, every option under which DP-SGD would not hold for the unit."""
-    tc, m, dp = config.training, config.model, config.privacy.dp
+    tc, m = config.training, config.model
     refusals = [
         (tc.gradient_accumulation_steps != 1, "training.gradient_accumulation_steps",
          "sums several Poisson batches into one noisy step, which the accountant does not count",
-         "set it to 1: training.batch_size is the expected (logical) batch, and privacy.dp.physical_batch_size "
-         "bounds the memory of one forward pass"),
+         ("set it to 1: training.batch_size is the expected (logical) batch, and privacy.dp.physical_batch_size "
+          "bounds the memory of one forward pass")),
         (tc.group_by_length, "training.group_by_length",
          "builds batches from the documents' lengths; DP-SGD needs Poisson sampling",
          "set it to false (or leave it out: a private run samples by Poisson sampling)"),
@@ -183,13 +184,13 @@ def check_private_config(config: RunConfig) -> None:
          "crf: the CRF's transition scores have no per-example gradient in Opacus", "use head: linear"),
         (bool(_set(m, "negatives_from_model")), "model.negatives_from_model",
          "mines negatives with a model that may have trained on the same documents, outside the accountant",
-         "remove it (or distant negatives)"),
+         "remove it"),
         (bool(_set(m, "distant_negatives")), "model.distant_negatives",
-         "marks mentions of other training documents in each document, so one document changes the others' "
-         "examples", "remove it"),
+         ("marks mentions of other training documents in each document, so one document changes the others' "
+          "examples"), "remove it"),
         (_set(m, "negative_ratio") is not None, "model.negative_ratio",
-         "subsamples negatives by counts over the whole training set, so one document changes which examples "
-         "of the others are kept", "remove it (every candidate of a document is part of its unit)"),
+         ("subsamples negatives by counts over the whole training set, so one document changes which examples "
+          "of the others are kept"), "remove it (every candidate of a document is part of its unit)"),
         (_set(m, "class_weights") == "balanced", "model.class_weights",
          "balanced: the weights are counted over all training documents and are not private",
          "use class_weights: none"),
@@ -407,8 +408,9 @@ class PrivateTrainingRun(TrainingRun):
             "steps": steps, "planned_steps": plan.steps, "stopped_by_budget": bool(self._budget.stopped_by_budget),
             "empty_batches": getattr(fitted.trainer, "empty_batches", 0), "frozen": self.frozen,
             "not_covered": ["the dev split (epoch selection, thresholds, calibration)",
-                            "the label set and options given in the config", "the pretrained encoder and tokenizer "
-                            "(public)", "the number of training documents and windows in metrics.json"],
+                            "the label set and options given in the config",
+                            "the pretrained encoder and tokenizer (public)",
+                            "the number of training documents and windows in metrics.json"],
         }}
 
     def fit_steps(self, *args: Any, **kwargs: Any) -> Any:

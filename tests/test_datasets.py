@@ -25,9 +25,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 MIRROR = FIXTURES / "mirror"
 
 ALL_NAMES = ["ncbi-disease", "bc5cdr", "bc5cdr-chem", "bc5cdr-disease", "bc2gm", "hoc", "nicta-piboso",
-             "chemprot", "gad", "pubmedqa", "pubmedqa-long-answer", "ade-classification", "negex", "assertion",
+             "chemprot", "gad", "pubmedqa", "ade-classification", "negex", "assertion",
              "physionet-deid",
-             "bc5cdr-cid", "ade",
+             "bc5cdr-cid", "ade", "pubmedqa-long-answer",
              "ncbi-disease-linking", "bc5cdr-disease-linking", "bc5cdr-chem-linking", "covid-qa",
              "medquad", "medquad-qtype"]
 

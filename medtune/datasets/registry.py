@@ -418,31 +418,6 @@ _SPECS: tuple[DatasetSpec, ...] = (
         pair=True,
     ),
     DatasetSpec(
-        name="pubmedqa-long-answer",
-        task="classification",
-        description="PubMedQA (PQA-L) in the reasoning-free setting, for intermediate training: text = "
-                    "LONG_ANSWER (the abstract's conclusion), text_pair = QUESTION, labels = "
-                    "[final_decision]. Train and dev only: the test questions' conclusions give their "
-                    "answers away.",
-        labels=("yes", "no", "maybe"),
-        licence="MIT",
-        citation="Jin Q, Dhingra B, Liu Z, Cohen WW, Lu X. PubMedQA: a dataset for biomedical research "
-                 "question answering. EMNLP-IJCNLP 2019:2567-2577",
-        folder="pubmedqa",
-        source=_src(_PQA),
-        files=(
-            _file(_PQA, "ori_pqal.json", "data/ori_pqal.json",
-                  "8b3276be8942ebbd77f3ddcda12c1749bf0e490045a736fd8438ee40cf37a41d", 2584787),
-            _file(_PQA, "test_ground_truth.json", "data/test_ground_truth.json",
-                  "939fe566f09017d13b1ca64d2ddfee0bc2374b366048152997669cccedc44d51", 11414),
-        ),
-        splits=("train", "dev"),
-        split_note="the train and dev PMIDs of pubmedqa (same split); no test split.",
-        loader="pubmedqa",
-        loader_args=(("context", "long_answer"),),
-        pair=True,
-    ),
-    DatasetSpec(
         name="ade-classification",
         task="classification",
         description="ADE corpus v2 sentence classification: sentences of PubMed case reports that do "
@@ -550,6 +525,11 @@ _SPECS = _SPECS + (
                       "the one most of its mentions agree on). Negative sentences (ADE-NEG.txt) are kept as "
                       "sentences without entities or relations. Same documents and split as "
                       "ade-classification."),
+    _view("pubmedqa", name="pubmedqa-long-answer", splits=("train", "dev"), loader_args=(("context", "long_answer"),),
+          description="PubMedQA (PQA-L) in the reasoning-free setting, for intermediate training: text = "
+                      "LONG_ANSWER (the abstract's conclusion), text_pair = QUESTION, labels = [final_decision]. "
+                      "Train and dev only: the test questions' conclusions give their answers away.",
+          split_note="the train and dev PMIDs of pubmedqa (same split); no test split."),
     _linking_view("ncbi-disease", "ncbi-disease-linking", "Disease"),
     _linking_view("bc5cdr-disease", "bc5cdr-disease-linking", "Disease"),
     _linking_view("bc5cdr-chem", "bc5cdr-chem-linking", "Chemical"),

@@ -27,8 +27,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from medtune.errors import DataFormatError, MedtuneError, describe
-from medtune.io._jsonl_schema import _DuplicateKeys, _loads, _walk
+from medtune.errors import MedtuneError, describe
+from medtune.serve.schema import json_object
 from medtune.serve.errors import ServiceError
 from medtune.serve.security import ServeSettings
 
@@ -71,21 +71,7 @@ def _invalid(message: str, field: str | None = None) -> ServiceError:
 
 def parse_ask(body: bytes, settings: ServeSettings) -> AskRequest:
     """The request, checked strictly (errors name the field, never a value)."""
-    try:
-        data = _loads(body.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise _invalid(f"the body is not UTF-8 (byte {err.start} of {len(body)})") from None
-    except DataFormatError as err:
-        raise _invalid(err.detail) from None
-    if not isinstance(data, dict):
-        raise _invalid(f"the body holds {describe(data)}, not a JSON object")
-    if isinstance(data, _DuplicateKeys):
-        raise _invalid("the request object has the same key twice")
-    for key, value in data.items():
-        try:
-            _walk(value)
-        except DataFormatError as err:
-            raise _invalid(err.detail, key if key in AskRequest.model_fields else "<key>") from None
+    data = json_object(body, AskRequest.model_fields, _invalid)
     try:
         request = AskRequest.model_validate(data)
     except ValidationError as err:

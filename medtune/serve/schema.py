@@ -13,7 +13,7 @@ keys, no lone surrogates: the rules of medtune's JSONL reader) and errors name t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -88,25 +88,33 @@ def _document(model: DocumentModel, index: int) -> Document:
         raise ServiceError("E604", f"invalid request: {detail}", fix=err.fix) from None
 
 
-def parse_analyze(body: bytes, settings: ServeSettings) -> tuple[str | None, list[Document]]:
-    """The model name and the documents of a request body, checked against the limits."""
+def json_object(body: bytes, fields: Any, invalid: Callable[..., ServiceError]) -> dict[str, Any]:
+    """A request body as a JSON object, checked strictly: UTF-8, one object, no key twice, every value
+    within the reader's limits. Errors (``invalid(message, field)``) name the field when it is one of
+    ``fields``, else ``<key>`` (a key may be note text), and never a value."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise _invalid(f"the body is not UTF-8 (byte {err.start} of {len(body)})") from None
+        raise invalid(f"the body is not UTF-8 (byte {err.start} of {len(body)})") from None
     try:
         data = _loads(text)
     except DataFormatError as err:
-        raise _invalid(err.detail) from None
+        raise invalid(err.detail) from None
     if not isinstance(data, dict):
-        raise _invalid(f"the body holds {describe(data)}, not a JSON object")
+        raise invalid(f"the body holds {describe(data)}, not a JSON object")
     if isinstance(data, _DuplicateKeys):
-        raise _invalid("the request object has the same key twice")
+        raise invalid("the request object has the same key twice")
     for key, value in data.items():
         try:
             _walk(value)
         except DataFormatError as err:
-            raise _invalid(err.detail, _join(_top(key), err.field)) from None
+            raise invalid(err.detail, _join(key if key in fields else "<key>", err.field)) from None
+    return data
+
+
+def parse_analyze(body: bytes, settings: ServeSettings) -> tuple[str | None, list[Document]]:
+    """The model name and the documents of a request body, checked against the limits."""
+    data = json_object(body, _RawRequest.model_fields, _invalid)
     docs_raw = data.get("documents")
     if isinstance(docs_raw, list) and len(docs_raw) > settings.max_documents:
         raise ServiceError("E602", f"{len(docs_raw)} documents in one request; this service takes at most "

@@ -17,12 +17,9 @@ _build = load_module(HERE / "build.py", "golden_models_build")
 MODELS, golden_inputs = _build.MODELS, _build.golden_inputs
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_eight_threads_share_one_model(name):
-    nlp = load(HERE / name, mode="fp32")
-    docs = golden_inputs(name)
-    # different documents per thread: each thread gets its own rotation, several times over
-    jobs = [[docs[(k + j) % len(docs)] for j in range(len(docs))] * 3 for k in range(8)]
+def _from_eight_threads(nlp, jobs):
+    """Each job's predictions computed alone, then every job twice from 8 threads at once (with the
+    call's diagnostics)."""
     expected = [[d.to_dict() for d in nlp.pipe(job, batch_size=2)] for job in jobs]
 
     def run(job):
@@ -30,7 +27,16 @@ def test_eight_threads_share_one_model(name):
         return [d.to_dict() for d in predictions], dict(predictions.diagnostics)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(run, jobs * 2))
+        return expected, list(pool.map(run, jobs * 2))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_eight_threads_share_one_model(name):
+    nlp = load(HERE / name, mode="fp32")
+    docs = golden_inputs(name)
+    # different documents per thread: each thread gets its own rotation, several times over
+    jobs = [[docs[(k + j) % len(docs)] for j in range(len(docs))] * 3 for k in range(8)]
+    expected, results = _from_eight_threads(nlp, jobs)
     for k, (got, diagnostics) in enumerate(results):
         assert got == expected[k % 8]
         assert all(v >= 0 for v in diagnostics.values())
@@ -53,14 +59,7 @@ def test_eight_threads_share_one_qa_model(tiny_model_dir, tmp_path_factory):
     nlp = load(train(cfg, tmp / "model").output_dir, mode="fp32")
     docs = [d.copy(annotations=False) for d in qa_docs(6, prefix="t", none_every=3)]
     jobs = [[docs[(k + j) % len(docs)] for j in range(len(docs))] * 2 for k in range(8)]
-    expected = [[d.to_dict() for d in nlp.pipe(job, batch_size=2)] for job in jobs]
-
-    def run(job):
-        predictions = nlp.pipe(job, batch_size=2)
-        return [d.to_dict() for d in predictions], dict(predictions.diagnostics)
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(run, jobs * 2))
+    expected, results = _from_eight_threads(nlp, jobs)
     for k, (got, diagnostics) in enumerate(results):
         assert got == expected[k % 8] and all(d["spans"] for d in got)
         assert diagnostics["windows"] >= len(jobs[k % 8])

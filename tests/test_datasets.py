@@ -29,7 +29,7 @@ ALL_NAMES = ["ncbi-disease", "bc5cdr", "bc5cdr-chem", "bc5cdr-disease", "bc2gm",
              "physionet-deid",
              "bc5cdr-cid", "ade", "pubmedqa-long-answer",
              "ncbi-disease-linking", "bc5cdr-disease-linking", "bc5cdr-chem-linking", "covid-qa",
-             "medquad", "medquad-qtype"]
+             "medquad", "medquad-qtype", "codiesp-d", "codiesp-d-es", "codiesp-p", "codiesp-p-es"]
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +70,7 @@ def _files_under(path: Path) -> list[Path]:
 def test_registry_lists_every_corpus_with_complete_specs():
     assert [s.name for s in datasets.list_datasets()] == ALL_NAMES
     for spec in datasets.list_datasets():
-        assert spec.task in ("ner", "classification", "relation", "assertion", "linking", "qa", "retrieval")
+        assert spec.task in ("ner", "classification", "relation", "assertion", "linking", "qa", "retrieval", "coding")
         assert spec.labels and len(set(spec.labels)) == len(spec.labels)
         assert spec.licence and spec.citation and spec.description and spec.split_note
         expected = {"negex": ("test",), "pubmedqa-long-answer": ("train", "dev")}
@@ -87,7 +87,8 @@ def test_registry_lists_every_corpus_with_complete_specs():
         d = spec.to_dict()
         assert d["name"] == spec.name and d["split_note"] == spec.split_note
     assert datasets.get_spec("hoc").multi_label and datasets.get_spec("pubmedqa").pair
-    assert not any(datasets.get_spec(n).multi_label for n in ALL_NAMES if n != "hoc")
+    assert not any(datasets.get_spec(n).multi_label for n in ALL_NAMES if n != "hoc" and not n.startswith("codiesp"))
+    assert all(datasets.get_spec(n).multi_label for n in ALL_NAMES if n.startswith("codiesp"))
 
 
 def test_get_spec_normalises_names():
@@ -367,6 +368,19 @@ EXPECTED = [
                                      "causes": 65, "exams and tests": 52, "research": 43, "outlook": 38,
                                      "susceptibility": 34, "considerations": 22, "prevention": 21,
                                      "stages": 3, "complications": 4, "support groups": 0}),
+    # coding: (documents, (codes, evidence spans)); the Spanish readings carry the X.tsv references
+    ("codiesp-d", "train", 500, (5639, 0)),
+    ("codiesp-d", "dev", 250, (2677, 0)),
+    ("codiesp-d", "test", 250, (2842, 0)),
+    ("codiesp-d-es", "train", 500, (5639, 7209)),
+    ("codiesp-d-es", "dev", 250, (2677, 3431)),
+    ("codiesp-d-es", "test", 250, (2842, 3665)),
+    ("codiesp-p", "train", 500, (1550, 0)),
+    ("codiesp-p", "dev", 250, (817, 0)),
+    ("codiesp-p", "test", 250, (879, 0)),
+    ("codiesp-p-es", "train", 500, (1550, 1972)),
+    ("codiesp-p-es", "dev", 250, (817, 1046)),
+    ("codiesp-p-es", "test", 250, (879, 1112)),
 ]
 
 
@@ -383,6 +397,9 @@ def test_real_corpus_counts(real_root, name):
         assert len({d.id for d in docs}) == n_docs, "document ids are unique"
         if spec.task in ("ner", "relation", "linking", "qa"):
             assert sum(len(d.spans) for d in docs) == counts
+            assert {s.label for d in docs for s in d.spans} <= set(spec.labels)
+        elif spec.task == "coding":
+            assert (sum(len(d.labels) for d in docs), sum(len(d.spans) for d in docs)) == counts
             assert {s.label for d in docs for s in d.spans} <= set(spec.labels)
         elif spec.task == "assertion":
             seen = {label: 0 for label in spec.labels}

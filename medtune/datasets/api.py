@@ -121,6 +121,8 @@ def _split_stats(spec: DatasetSpec, docs: tuple[Document, ...]) -> dict[str, Any
     elif spec.task == "assertion":
         values = Counter(str(s.attributes.get("assertion")) for doc in docs for s in doc.spans)
         stats["assertions"] = dict(sorted(values.items()))
+    elif spec.task == "coding":  # the codes are counted by the loader (its split notes)
+        stats["evidence_spans"] = sum(len(doc.spans) for doc in docs)
     elif spec.task == "qa":
         stats["answers"] = sum(len(doc.spans) for doc in docs)
         stats["questions_without_answer"] = sum(1 for doc in docs if not doc.spans)

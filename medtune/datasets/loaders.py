@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from medtune.datasets import deid, medquad
+from medtune.datasets import codiesp, deid, medquad
 from medtune.datasets import qa as covid_qa
 from medtune.datasets.assertion import load_bionlplab, load_negex_test
 from medtune.datasets.registry import HOC_HALLMARKS, DatasetSpec
@@ -526,6 +526,7 @@ LOADERS: dict[str, Callable[..., Result]] = {
     "physionet-deid": deid.load_physionet_deid,
     "medquad": medquad.load_medquad,
     "medquad-qtype": medquad.load_medquad_qtype,
+    "codiesp": codiesp.load_codiesp,
 }
 
 
@@ -535,3 +536,4 @@ def clear_cache() -> None:
     covid_qa.clear_cache()
     deid.clear_cache()
     medquad.clear_cache()
+    codiesp.clear_cache()

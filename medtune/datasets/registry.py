@@ -13,6 +13,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from medtune.datasets.codiesp import CODIESP_SPEC_FIELDS
 from medtune.datasets.deid import DEID_FILES, DEID_SOURCE, DEID_SPEC_FIELDS
 from medtune.datasets.medquad import MEDQUAD_SPEC_FIELDS
 from medtune.datasets.qa import COVID_QA_FILE, COVID_QA_SOURCE, COVID_QA_SPEC_FIELDS
@@ -51,7 +52,7 @@ class DatasetSpec:
     """A named corpus. See the module docstring."""
 
     name: str
-    task: str  # "ner" | "classification" | "relation" | "assertion" | "linking"
+    task: str  # "ner" | "classification" | "relation" | "assertion" | "linking" | "qa" | "retrieval" | "coding"
     description: str
     labels: tuple[str, ...]
     licence: str
@@ -541,6 +542,9 @@ _SPECS = _SPECS + (DatasetSpec(**COVID_QA_SPEC_FIELDS, source=_src(COVID_QA_SOUR
 
 # MedQuAD: the fields of its two specs, its loaders and its split live in medtune/datasets/medquad.py
 _SPECS = _SPECS + tuple(DatasetSpec(**fields) for fields in MEDQUAD_SPEC_FIELDS)
+
+# CodiEsp D/P in English and Spanish: the fields of its specs and its loader live in medtune/datasets/codiesp.py
+_SPECS = _SPECS + tuple(DatasetSpec(**fields) for fields in CODIESP_SPEC_FIELDS)
 
 _REGISTRY: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
 

@@ -3,7 +3,8 @@
 The method (temperature or isotonic) is chosen on the dev split only: each is fitted on one half of
 the dev documents and scored on the other (two folds, by document), the one with the lower mean ECE is
 refitted on the whole dev split, and the test split (and any ``--shift`` corpus) is scored with it.
-Every figure has a 95 % bootstrap interval over documents (1,000 resamples, seed 0). The model
+Every figure has a 95 % bootstrap interval over documents (1,000 resamples, seed 0; ECE's interval is
+corrected for the bias resampling adds to it, see ``medtune.trust.bootstrap.bootstrap_statistic``). The model
 directory is not modified (``medtune calibrate MODEL --method M`` saves a calibration in it).
 
     python benchmarks/calibration.py models/ncbi-disease --shift bc5cdr-disease
@@ -49,7 +50,7 @@ def with_ci(items, n_docs, calibrator=None):
     result.pop("bins")
     result["ece_ci"] = bootstrap_statistic(
         n_docs, lambda idx: calibration_errors(scored.subset(idx).score, scored.subset(idx).correct)["ece"] or 0.0,
-        n_resamples=1000, seed=0)
+        n_resamples=1000, seed=0, bias_corrected=True)  # ECE: resampling inflates it (medtune.trust.bootstrap)
     return result, scored
 
 

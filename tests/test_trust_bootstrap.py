@@ -75,3 +75,20 @@ def test_group_values_from_metadata_and_length():
     buckets = group_values(docs, "length")
     assert buckets == length_buckets(docs) and len(set(buckets)) == 4
     assert buckets[0].startswith("chars 10-") and buckets[-1].endswith("-80")
+
+
+def test_a_statistic_that_resampling_inflates_gets_a_bias_corrected_interval():
+    """ECE-like: the share of distinct documents is 1.0 on the data and about 0.632 on every resample, so
+    the plain percentile interval lies far below the figure; the corrected one brackets it."""
+    def distinct(idx):
+        return len(set(idx.tolist())) / 200
+
+    plain = bootstrap_statistic(200, distinct, n_resamples=200, seed=0)
+    assert plain["high"] < 0.7 < plain["value"] == 1.0
+    fixed = bootstrap_statistic(200, distinct, n_resamples=200, seed=0, bias_corrected=True)
+    assert fixed["bias"] == pytest.approx(-0.368, abs=0.02)
+    assert fixed["low"] <= fixed["value"] <= fixed["high"]
+    assert fixed["high"] - fixed["low"] == pytest.approx(plain["high"] - plain["low"])  # shifted, not widened
+    ece_like = bootstrap_statistic(50, lambda idx: 0.01 + 0.0 * len(idx), n_resamples=20, bias_corrected=True)
+    assert [ece_like[k] for k in ("low", "value", "high")] == pytest.approx([0.01] * 3)
+    assert ece_like["bias"] == pytest.approx(0.0)

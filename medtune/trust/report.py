@@ -138,7 +138,7 @@ def evaluation_report(task: Any, gold: list[Document], raw: list[Document], pred
                 if which is not None:
                     section[name]["ece_ci"] = bootstrap_statistic(
                         len(gold), lambda idx, w=which: _ece(w.subset(idx), bins),
-                        n_resamples=n_resamples, seed=seed, level=level)
+                        n_resamples=n_resamples, seed=seed, level=level, bias_corrected=True)
         out["calibration"] = section
         selective: dict[str, Any] = {"unit": items.unit, "risk_coverage": risk_coverage(final_items)}
         if target_precision is not None:

@@ -158,7 +158,31 @@ def _table(rows: dict[str, dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _coding_markdown(result: dict[str, Any]) -> str:
+    """A coding model's figures: the official CodiEsp MAP first, then F1 at the threshold and P/R@k."""
+    cat = result.get("category") or {}
+    head = (f"MAP {result['map']:.4f} (official CodiEsp definition, {result.get('map_documents')} documents); "
+            f"category MAP {cat.get('map', 0.0):.4f}; micro P/R/F1 at the tuned threshold {result['precision']:.4f} / "
+            f"{result['recall']:.4f} / {result['f1']:.4f}; macro F1 {result['macro_f1']:.4f}")
+    rows = {"code": result, "category": cat}
+    table = _table(rows, ["map", "f1", "p@5", "r@5", "p@8", "r@8", "p@15", "r@15"])
+    unseen = result.get("unseen")
+    tail = (f"\n\n{unseen['never_in_training']} of the {unseen['distinct_gold_codes']} distinct gold codes never "
+            "occurred in training" if unseen else "")
+    evidence = result.get("evidence") or {}
+    tail += (f"; evidence (CodiEsp-X) P/R/F1 {evidence['precision']:.4f} / {evidence['recall']:.4f} / "
+             f"{evidence['f1']:.4f}" if evidence.get("scored") else "; evidence not scored: " + str(evidence.get(
+                 "reason", "no gold evidence")))
+    return head + "\n\n" + table + tail
+
+
+def _labels_line(labels: list[str]) -> str:
+    return ", ".join(labels) if len(labels) <= 40 else f"{len(labels)} labels ({', '.join(labels[:10])}, ...)"
+
+
 def metrics_markdown(result: dict[str, Any]) -> str:
+    if "map" in result and "category" in result:  # clinical coding
+        return _coding_markdown(result)
     if "exact_match" in result:  # extractive QA (SQuAD normalisation)
         head = (f"exact match {result['exact_match']:.4f}; F1 {result['f1']:.4f} ({result['questions']} questions, "
                 "official SQuAD normalisation)")
@@ -190,7 +214,7 @@ def model_card(config: Any, meta: dict[str, Any], metrics: dict[str, Any], *,
         f"# medtune {meta['task']} model",
         "",
         f"- base model: `{config.base_model}`",
-        f"- task: {meta['task']} (head: {meta.get('head')}), labels: {', '.join(meta['labels'])}",
+        f"- task: {meta['task']} (head: {meta.get('head')}), labels: {_labels_line(meta['labels'])}",
         f"- training data: {data}",
         f"- data licence: {licence}",
         f"- medtune version: {medtune.__version__}; created {datetime.now(timezone.utc).date().isoformat()}",
@@ -215,6 +239,7 @@ def model_card(config: Any, meta: dict[str, Any], metrics: dict[str, Any], *,
         f"- calibration: {config.calibration.method if getattr(config, 'calibration', None) else 'none'}; "
         f"abstain_below: {getattr(config, 'abstain_below', None)}",
         *decoding_lines(meta),
+        *[str(line) for line in meta.get("card_lines") or []],  # what the task says about itself
         "- everything else: `medtune_config.yaml`",
         "",
     ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from medtune.tasks.assertion import AssertionTask
 from medtune.tasks.base import Predictions, Task
 from medtune.tasks.classification import ClassificationTask
+from medtune.tasks.coding import CodingTask
 from medtune.tasks.ner import NerTask
 from medtune.tasks.options import TaskOptions
 from medtune.tasks.qa import QaTask
@@ -15,4 +16,4 @@ from medtune.tasks.registry import TASKS, register_task, task_class
 from medtune.tasks.relation import RelationTask
 
 __all__ = ["TASKS", "Task", "TaskOptions", "Predictions", "NerTask", "ClassificationTask", "RelationTask",
-           "AssertionTask", "QaTask", "register_task", "task_class"]
+           "AssertionTask", "QaTask", "CodingTask", "register_task", "task_class"]

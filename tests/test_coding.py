@@ -280,3 +280,27 @@ def test_cli_predict_and_evaluate_on_a_named_corpus(tiny_model_dir, tmp_path, mo
     for span in doc["spans"]:
         assert doc["text"][span["start"]:span["end"]] == span["text"] and span["label"] == "evidence"
     datasets.clear_cache()
+
+
+def test_pipeline_component_adds_codes_and_evidence(tiny_model_dir, tmp_path):
+    """``kind: coding`` in a pipeline YAML: codes in metadata, evidence spans with ids that do not clash."""
+    from medtune.pipeline import Pipeline
+
+    write_jsonl(coded_docs(8), tmp_path / "train.jsonl")
+    cfg = RunConfig.from_dict({
+        "task": "coding", "base_model": str(tiny_model_dir), "data": {"train": str(tmp_path / "train.jsonl"),
+                                                                     "format": "jsonl"},
+        "model": {"max_length": 32, "stride": 8, "attention_dim": 8},
+        "training": {"max_steps": 2, "batch_size": 4, "progress_bar": False, "bf16": "false"}})
+    model = train(cfg, tmp_path / "model").output_dir
+    path = tmp_path / "p.yaml"
+    path.write_text(f"name: coder\ncomponents:\n  - kind: coding\n    model: {model}\n    threshold: 0.01\n",
+                    encoding="utf-8")
+    doc = coded_docs(8)[7].copy(annotations=False)
+    doc.add_span(0, 3, "Other", id="coding-E1")  # an id the component must not reuse
+    out = Pipeline.from_yaml(path)(doc)
+    codes = out.metadata["codes"]
+    assert [c["code"] for c in codes] and len({s.id for s in out.spans}) == len(out.spans)
+    ids = {s.id for s in out.spans if s.label == "evidence"}
+    assert ids and {i for c in codes for i in c["evidence"]} == ids and "coding-E1" not in ids
+    out.validate()

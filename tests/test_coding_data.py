@@ -85,8 +85,8 @@ def test_parse_offsets_refuses_what_it_cannot_read(tmp_path):
     counts: Counter = Counter()
     assert parse_offsets("10 20;3 5", path=tmp_path, line=1, counts=counts) == [(3, 5), (10, 20)]
     assert counts["fragments_reordered"] == 1
-    for bad in ("10-20", "10 20;", "a b", "20 10"):
-        with pytest.raises(DataFormatError, match="trainX.tsv:7"):
+    for bad, code in (("10-20", "E105"), ("10 20;", "E105"), ("a b", "E105"), ("20 10", "E100")):
+        with pytest.raises(DataFormatError, match=f"{code}.*trainX.tsv:7"):
             parse_offsets(bad, path=tmp_path / "trainX.tsv", line=7, counts=Counter())
 
 

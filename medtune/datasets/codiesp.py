@@ -118,7 +118,7 @@ def parse_offsets(value: str, *, path: Path, line: int, counts: Counter) -> list
     parts = [p.strip() for p in value.split(";")]
     if not parts or not all(_OFFSET_RE.fullmatch(p) for p in parts):
         raise DataFormatError("the reference position is not 'start end' digit pairs separated by ';'",
-                              path=path, line=line, field="reference-position",
+                              path=path, line=line, field="reference-position", code="E105",
                               fix="write offsets as 'start end' or 'a b;c d' (0-based characters)")
     fragments = [(int(a), int(b)) for a, b in (p.split(" ") for p in parts)]
     if any(a > b for a, b in fragments):

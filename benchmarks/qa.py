@@ -12,7 +12,8 @@ match and token F1, max over gold answers, means over questions, 0-1):
   first for the question; the whole sentence is the answer. ``sentence_oracle`` is the best F1 any
   single sentence of the article reaches (the ceiling of every sentence-level answerer).
 - ``model``: ``medtune.load(MODEL).pipe(...)``, the rank-1 span (only when ``--model`` is given or
-  ``models/covid-qa`` exists).
+  ``models/covid-qa`` exists). ``model_vs_baseline``: the F1 difference with a 95 % paired bootstrap
+  interval over questions and its p-value (1,000 resamples, seed 0).
 
 Target (the lead's run): model F1 >= baseline F1 + 0.10. With ``--predictions DIR`` both systems'
 answers are written in the official predictions format (``{question id: answer}``). Needs the
@@ -39,7 +40,8 @@ from medtune.errors import MissingExtraError  # noqa: E402
 from medtune.fileutils import atomic_write  # noqa: E402
 from medtune.io.squad import write_squad_predictions  # noqa: E402
 from medtune.sentences import split_sentences  # noqa: E402
-from medtune.tasks.qa import gold_answers, squad_metrics, token_f1  # noqa: E402
+from medtune.tasks.qa import gold_answers, question_scores, squad_metrics, token_f1  # noqa: E402
+from medtune.trust.bootstrap import paired_bootstrap_means  # noqa: E402
 
 TARGET_MARGIN = 0.10
 DEFAULT_MODEL = ROOT / "models" / "covid-qa"
@@ -134,6 +136,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                            "settings": {k: meta.get(k) for k in ("max_length", "stride", "max_answer_tokens",
                                                                  "n_best", "no_answer", "null_threshold")}}
         result["target"]["met"] = result["model"]["f1"] >= baseline["f1"] + TARGET_MARGIN
+        # the difference with its uncertainty: paired bootstrap over questions (medtune.trust.bootstrap)
+        per_question = {name: [question_scores(g, p)[1] for g, p in zip(docs, preds)]
+                        for name, preds in (("model", model_preds), ("baseline", baseline_preds))}
+        paired = paired_bootstrap_means(per_question["model"], per_question["baseline"], seed=0)
+        result["model_vs_baseline"] = {"metric": "f1", **_rounded(paired)}
+        print(f"F1 model - baseline = {paired['difference']:+.4f} [{paired['low']:+.4f}, {paired['high']:+.4f}] "
+              f"(95 % paired bootstrap over {len(docs)} questions), p = {paired['p_value']:.4f}")
     if args.predictions is not None:
         args.predictions.mkdir(parents=True, exist_ok=True)
         write_squad_predictions(baseline_preds, args.predictions / f"bm25-{args.split}.json")

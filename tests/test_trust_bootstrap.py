@@ -7,7 +7,8 @@ import pytest
 
 from medtune.document import Document
 from medtune.errors import ConfigError
-from medtune.trust.bootstrap import bootstrap_counts, bootstrap_statistic, paired_bootstrap, prf
+from medtune.trust.bootstrap import (bootstrap_counts, bootstrap_statistic, paired_bootstrap,
+                                     paired_bootstrap_means, prf)
 from medtune.trust.groups import group_report, group_values, length_buckets
 
 
@@ -92,3 +93,17 @@ def test_a_statistic_that_resampling_inflates_gets_a_bias_corrected_interval():
     ece_like = bootstrap_statistic(50, lambda idx: 0.01 + 0.0 * len(idx), n_resamples=20, bias_corrected=True)
     assert [ece_like[k] for k in ("low", "value", "high")] == pytest.approx([0.01] * 3)
     assert ece_like["bias"] == pytest.approx(0.0)
+
+
+def test_paired_bootstrap_of_means_tells_a_real_difference_from_none():
+    rng = np.random.default_rng(0)
+    base = rng.random(300)
+    better = np.clip(base + 0.1 + rng.normal(0, 0.05, 300), 0, 1)
+    real = paired_bootstrap_means(better, base, seed=0)
+    assert real["difference"] == pytest.approx(float(better.mean() - base.mean()))
+    assert real["low"] <= real["difference"] <= real["high"] and real["low"] > 0 and real["p_value"] < 0.01
+    noise = paired_bootstrap_means(rng.permutation(base), base, seed=0)  # same values, unrelated pairing
+    assert noise["difference"] == pytest.approx(0.0, abs=1e-12) and noise["p_value"] == 1.0
+    assert paired_bootstrap_means(base, base, seed=0) == paired_bootstrap_means(base, base, seed=0)
+    with pytest.raises(ConfigError, match="same items"):
+        paired_bootstrap_means(base, base[:10])

@@ -119,3 +119,26 @@ def paired_bootstrap(counts_a: Any, counts_b: Any, *, metric: str = "f1", n_resa
     p_value = float((np.abs(d - delta) >= abs(delta) - 1e-12).mean()) if delta else 1.0
     return {"metric": metric, "a": value_a, "b": value_b, "difference": delta, "low": low, "high": high,
             "level": level, "p_value": p_value, "resamples": n_resamples, "seed": seed, "documents": int(len(a))}
+
+
+def paired_bootstrap_means(values_a: Any, values_b: Any, *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                           level: float = 0.95) -> dict[str, Any]:
+    """:func:`paired_bootstrap` for a figure that is a mean of per-item values (a QA system's token F1
+    per question, a retriever's recall@1 per question): A's and B's values of the same items are
+    resampled together, the difference of their means gets a percentile interval and a two-sided
+    ``p_value`` (the resampled differences shifted to the null hypothesis)."""
+    _check(n_resamples, level)
+    a = np.asarray(values_a, dtype=np.float64).reshape(-1)
+    b = np.asarray(values_b, dtype=np.float64).reshape(-1)
+    if a.shape != b.shape:
+        raise ConfigError(f"the two systems have {len(a)} and {len(b)} values",
+                          fix="compare the two systems on the same items, in the same order")
+    value_a, value_b = (float(v.mean()) if len(v) else 0.0 for v in (a, b))
+    delta = value_a - value_b
+    diff = a - b
+    deltas = [diff[idx].mean(axis=1) for idx in _indices(len(a), n_resamples, seed)] if len(a) else []
+    d = np.concatenate(deltas) if deltas else np.zeros(1)
+    low, high = _interval(d, level)
+    p_value = float((np.abs(d - delta) >= abs(delta) - 1e-12).mean()) if delta else 1.0
+    return {"metric": "mean", "a": value_a, "b": value_b, "difference": delta, "low": low, "high": high,
+            "level": level, "p_value": p_value, "resamples": n_resamples, "seed": seed, "items": int(len(a))}

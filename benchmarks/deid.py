@@ -46,12 +46,12 @@ from _env import RESULTS  # noqa: E402  (sets up paths and offline mode)
 from medtune import datasets  # noqa: E402
 from medtune.deid.detect import PhiDetector  # noqa: E402
 from medtune.deid.evaluate import deid_metrics, target_report  # noqa: E402
-from medtune.trust.bootstrap import paired_bootstrap  # noqa: E402
 from medtune.deid.model import load_phi_model, tune_outside_weight  # noqa: E402
 from medtune.document import Document, Span  # noqa: E402
 from medtune.errors import MissingExtraError  # noqa: E402
 from medtune.fileutils import atomic_write  # noqa: E402
 from medtune.runtime import cpu_name  # noqa: E402
+from medtune.trust.bootstrap import paired_bootstrap  # noqa: E402
 
 WARM_UP = 8
 #: Presidio's entity types -> medtune's PHI categories (for the typed entity scores; the binary token

@@ -20,6 +20,8 @@ the no-answer decision, latency per question on this CPU, and the index size for
   the train questions (seconds), and with ``--qtype-model`` (configs/medquad-qtype.yaml).
 * No answer: per row, the threshold chosen on dev (``evaluate.calibrate``) applied to test, each test
   question asked as it is and with its gold passages removed.
+* Comparisons: every row on the full test set against BM25 (the baseline a user would otherwise pick):
+  recall@1 and reciprocal-rank differences, 95 % paired bootstrap intervals over questions and p-values.
 * Latency: ``KnowledgeBase.ask`` on one question at a time (50 test questions, after 5 warm-up
   calls), median and 95th percentile, for the tuned hybrid and with the max-sim reranker.
 
@@ -48,11 +50,12 @@ from medtune.datasets.splits import sha256_order  # noqa: E402
 from medtune.fileutils import atomic_write  # noqa: E402
 from medtune.retrieval import KbSettings, KnowledgeBase  # noqa: E402
 from medtune.retrieval.evaluate import (KS, Prepared, choose_threshold, decision_scores, decisions,  # noqa: E402
-                                        medquad_questions, prepare, rankings, retrieval_metrics, tune)
+                                        first_ranks, medquad_questions, prepare, rankings, retrieval_metrics, tune)
 from medtune.retrieval.kb import read_manifest  # noqa: E402
 from medtune.retrieval.rerank import MaxSimReranker, ModelReranker  # noqa: E402
 from medtune.retrieval.route import QtypeRouter, route  # noqa: E402
 from medtune.runtime import cpu_name  # noqa: E402
+from medtune.trust.bootstrap import paired_bootstrap_means  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -104,6 +107,21 @@ def latency(kb: KnowledgeBase, questions: list, n: int = 50) -> dict:
             "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1)}
 
 
+def paired_against(per_question: dict[str, tuple[list, list]], baseline: str) -> list[dict]:
+    """Every row against ``baseline`` on the same test questions: recall@1 and reciprocal-rank differences
+    with 95 % paired bootstrap intervals over questions and p-values (``medtune.trust.bootstrap``)."""
+    base_ids, base_firsts = per_question[baseline]
+    out = []
+    for name, (ids, firsts) in per_question.items():
+        if name == baseline or ids != base_ids:  # the reranked subset is not paired with the full test set
+            continue
+        pair = {"row": name}
+        for metric, value in (("recall@1", lambda f: float(f == 1)), ("mrr", lambda f: 1.0 / f if f else 0.0)):
+            pair[metric] = paired_bootstrap_means([value(f) for f in firsts], [value(f) for f in base_firsts], seed=0)
+        out.append(pair)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kb-dir", type=Path, default=ROOT / "runs" / "kb-medquad")
@@ -137,15 +155,19 @@ def main() -> None:
           file=sys.stderr)
 
     rows: list[dict] = []
+    per_question: dict[str, tuple[list, list]] = {}  # row -> (question ids, first gold rank), for the paired tests
 
     def row(name: str, settings: KbSettings, reranker=None, dev_p: Prepared = dev, test_p: Prepared = test,
             note: str = "") -> None:
         t0 = time.monotonic()
         kb.settings, kb.reranker = settings, reranker
-        metrics = retrieval_metrics(rankings(kb, test_p, settings, reranker=reranker), test_p.gold_rows)
+        ranked = list(rankings(kb, test_p, settings, reranker=reranker))
+        firsts = first_ranks(ranked, test_p.gold_rows)
+        metrics = retrieval_metrics(ranked, test_p.gold_rows, firsts)
         answer = no_answer(kb, dev_p, test_p)
         rows.append({"row": name, **metrics, "no_answer": answer, "note": note,
                      "seconds": round(time.monotonic() - t0, 1)})
+        per_question[name] = ([q.id for q in test_p.questions], firsts)
         print(f"{name}: {metrics} ({time.monotonic() - t0:.0f} s)", file=sys.stderr)
 
     row("BM25", with_settings(base, "search", mode="bm25"))
@@ -211,6 +233,7 @@ def main() -> None:
         MaxSimReranker(kb.encoder)
     lat["+ max-sim reranker"] = latency(kb, test_q)
 
+    comparisons = paired_against(per_question, "BM25")
     sizes = manifest["sizes"]
     result = {
         "date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "threads": args.threads,
@@ -221,6 +244,7 @@ def main() -> None:
                "encoder": manifest["settings"]["encoder"]},
         "questions": {"dev": len(dev_q), "test": len(test_q)},
         "tuning": tuning, "rows": rows, "latency": lat, "rerank_weights": weights,
+        "comparisons": {"baseline": "BM25", "unit": "questions", "resamples": 1000, "seed": 0, "pairs": comparisons},
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "seconds": round(time.monotonic() - started, 1),
     }
@@ -238,6 +262,12 @@ def main() -> None:
         acc = r.get("no_answer", {}).get("test", {}).get("accuracy")
         print(f"| {r['row']} | " + " | ".join(f"{r[f'recall@{k}']:.3f}" for k in KS) + f" | {r['mrr']:.3f} | "
               + (f"{acc:.3f}" if acc is not None else "-") + f" | {r.get('note', '')} |")
+    print("\n| row - BM25 (same test questions) | recall@1 difference [95 % CI] | p | MRR difference [95 % CI] | p |\n|---|---|---|---|---|")
+    for c in comparisons:
+        r1, rr = c["recall@1"], c["mrr"]
+        p1, p2 = (f"{x['p_value']:.4f}" if x["p_value"] else "< 0.001" for x in (r1, rr))  # 1,000 resamples
+        print(f"| {c['row']} | {r1['difference']:+.3f} [{r1['low']:+.3f}, {r1['high']:+.3f}] | {p1} | "
+              f"{rr['difference']:+.3f} [{rr['low']:+.3f}, {rr['high']:+.3f}] | {p2} |")
     print("\n| latency per question | median ms | p95 ms |\n|---|---|---|")
     for name, v in lat.items():
         print(f"| {name} | {v['median_ms']} | {v['p95_ms']} |")

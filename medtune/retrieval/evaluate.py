@@ -112,12 +112,19 @@ def rankings(kb: KnowledgeBase, prep: Prepared, settings: KbSettings, reranker: 
     return out
 
 
-def retrieval_metrics(ranked: Iterable[np.ndarray], gold: Sequence[set[int]]) -> dict[str, Any]:
-    """recall@1/5/10 and MRR (see the module docstring)."""
-    firsts = []
+def first_ranks(ranked: Iterable[np.ndarray], gold: Sequence[set[int]]) -> list[int | None]:
+    """Per question, the rank (from 1) of the first gold passage, None when none was retrieved."""
+    firsts: list[int | None] = []
     for rows, g in zip(ranked, gold):
         hit = next((i for i, r in enumerate(rows) if int(r) in g), None)
         firsts.append(None if hit is None else hit + 1)
+    return firsts
+
+
+def retrieval_metrics(ranked: Iterable[np.ndarray], gold: Sequence[set[int]],
+                      firsts: list[int | None] | None = None) -> dict[str, Any]:
+    """recall@1/5/10 and MRR (see the module docstring); ``firsts``: :func:`first_ranks`, if already known."""
+    firsts = first_ranks(ranked, gold) if firsts is None else firsts
     n = len(firsts)
     out: dict[str, Any] = {"questions": n}
     for k in KS:

@@ -4,6 +4,7 @@ inputs, evidence offsets at word boundaries, the saved threshold, threads, and t
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -304,3 +305,25 @@ def test_pipeline_component_adds_codes_and_evidence(tiny_model_dir, tmp_path):
     ids = {s.id for s in out.spans if s.label == "evidence"}
     assert ids and {i for c in codes for i in c["evidence"]} == ids and "coding-E1" not in ids
     out.validate()
+
+
+def test_benchmark_baseline_learns_the_codes(monkeypatch):
+    """benchmarks/coding.py's TF-IDF + one-vs-rest baseline: C and the threshold chosen on dev, scored by
+    the same metrics as the model."""
+    import sys
+
+    from helpers import load_module
+
+    folder = Path(__file__).parent.parent / "benchmarks"
+    monkeypatch.setattr(sys, "path", [str(folder), *sys.path])  # the script imports its _env module,
+    for key in ("MEDTUNE_DATA_DIR", "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM"):  # which sets these: undo after
+        if key in os.environ:
+            monkeypatch.setenv(key, os.environ[key])
+        else:
+            monkeypatch.setenv(key, "")
+            monkeypatch.delenv(key)
+    bench = load_module(folder / "coding.py", "coding_benchmark")
+    row = bench.baseline(coded_docs(16), coded_docs(8, prefix="v"), coded_docs(8, prefix="t"), [1.0, 16.0],
+                         "ICD-10-CM")
+    assert row["settings"]["C"] in (1.0, 16.0) and len(row["settings"]["grid"]) == 2
+    assert row["metrics"]["map"] > 0.9 and row["metrics"]["documents"] == 8

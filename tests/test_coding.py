@@ -70,6 +70,7 @@ def test_coding_metrics_levels_unseen_and_f1():
     assert (m["precision"], m["recall"]) == (pytest.approx(0.5), pytest.approx(1 / 3))
     assert m["category"]["f1"] == pytest.approx(2 * 1.0 * (2 / 3) / (1 + 2 / 3))
     assert m["p@5"] == pytest.approx((1 / 5 + 1 / 5) / 2) and m["r@5"] == pytest.approx((1 / 2 + 1) / 2)
+    assert m["category"]["p@5"] == pytest.approx((2 / 5 + 1 / 5) / 2) and m["category"]["r@5"] == pytest.approx(1.0)
     assert m["unseen"] == {"distinct_gold_codes": 3, "never_in_training": 1, "gold_occurrences_never_in_training": 1}
     assert m["evidence"]["scored"] is False and "Spanish" in m["evidence"]["reason"]
 

@@ -76,7 +76,7 @@ def mean_average_precision(gold: list[list[str]], ranked: list[list[str]], depth
 
 def at_k(gold: list[list[str]], ranked: list[list[str]], ks: Iterable[int] = K_VALUES) -> dict[str, float]:
     out: dict[str, float] = {}
-    pairs = [({c.lower() for c in g}, r) for g, r in zip(gold, ranked) if g]
+    pairs = [({c.lower() for c in g}, [c.lower() for c in r]) for g, r in zip(gold, ranked) if g]
     for k in ks:
         hits = [len(g & set(r[:k])) for g, r in pairs]
         out[f"p@{k}"] = float(np.mean([h / k for h in hits])) if pairs else 0.0

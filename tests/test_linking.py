@@ -353,6 +353,9 @@ def test_report_with_real_linker(vocab: Vocabulary) -> None:
                   ("rare OMIM disease", ["OMIM:999"])])]
     docs[0].spans[2].attributes["type"] = "CompositeMention"
     report = linking_report(linker, docs)
-    assert report["n"] == 4 and report["accuracy"] == 0.75
+    assert report["n"] == 4 and report["accuracy"] == 0.75 and "per_document" not in report
+    empty = _doc("f", "No mention here.", [])
+    split = linking_report(linker, [docs[0], empty, docs[0]], per_document=True)
+    assert split["per_document"] == [[3, 4], [0, 0], [3, 4]]  # each document's [correct, scored]
     assert report["ceiling"] == 0.5 and report["ceiling_with_train"] == 0.75
     assert set(report["by_source"]) == {"train", "exact", "composite", "none"}

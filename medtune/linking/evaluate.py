@@ -62,15 +62,16 @@ def is_correct(predicted: Iterable[str], gold: Span) -> bool:
 
 
 def linking_report(linker: Any, docs: Iterable[Document], *, labels: Iterable[str] | None = None,
-                   examples: int = 0) -> dict[str, Any]:
+                   examples: int = 0, per_document: bool = False) -> dict[str, Any]:
     """Link copies of ``docs`` (gold spans, gold ids hidden) and score them against the gold ids.
 
     ``labels``: span labels to score (default: the linker's ``labels``; every label when it has none).
     Returns ``n`` (scored mentions), ``excluded_no_id``, ``accuracy``, ``accuracy_lenient``,
     ``ceiling``, ``ceiling_with_train``, ``by_source`` (per component: ``n``, ``correct``, ``accuracy``),
     ``composite`` (the composite gold mentions: ``n``, ``correct``, ``accuracy``) and, with
-    ``examples > 0``, the first ``examples`` errors (mention, gold, predicted, source, score). ``docs``
-    are not modified.
+    ``examples > 0``, the first ``examples`` errors (mention, gold, predicted, source, score). With
+    ``per_document``, ``per_document`` holds each document's ``[correct, scored]`` mentions, in order
+    (for bootstrap intervals and paired tests over documents). ``docs`` are not modified.
     """
     labels = tuple(labels) if labels is not None else getattr(linker, "labels", None)
     gold_docs = list(docs)
@@ -88,7 +89,9 @@ def linking_report(linker: Any, docs: Iterable[Document], *, labels: Iterable[st
     by_source: dict[str, Counter] = {}
     composite = Counter()
     errors: list[dict[str, Any]] = []
+    doc_counts: list[list[int]] = []
     for gold_doc, pred_doc in zip(gold_docs, copies):
+        doc_counts.append([correct, n])  # running totals; turned into this document's counts below
         for gold, pred in zip(gold_doc.spans, pred_doc.spans):
             if labels is not None and gold.label not in labels:
                 continue
@@ -132,4 +135,7 @@ def linking_report(linker: Any, docs: Iterable[Document], *, labels: Iterable[st
     }
     if examples:
         report["errors"] = errors
+    if per_document:
+        ends = doc_counts[1:] + [[correct, n]]
+        report["per_document"] = [[c1 - c0, n1 - n0] for (c0, n0), (c1, n1) in zip(doc_counts, ends)]
     return report

@@ -11,7 +11,7 @@ endif
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install dev demo test bench bench-quick models ncbi-transfer clean
+.PHONY: install dev federated demo test bench bench-quick models ncbi-transfer clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,18 @@ dev: $(VENV)/.dev-installed
 
 $(VENV)/.dev-installed: $(VENV)/.installed
 	$(PIP) -e '.[default-model,dev,onnx,serve,ray,parquet,plots,retrieval,privacy]'
+	touch $@
+
+# Federated fine-tuning (medtune federate, Flower) in an environment of its own: Flower pins typer, rich and
+# FastAPI below the main environment's versions and Ray below medtune[ray]'s (docs/federated.md).
+FED_VENV := .venv-federated
+FED_PIP := $(FED_VENV)/bin/pip install --disable-pip-version-check -q -c constraints.txt
+federated: $(FED_VENV)/.installed
+
+$(FED_VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(FED_VENV)/bin/python || $(PYTHON) -m venv $(FED_VENV)
+	$(FED_PIP) torch==2.13.0
+	$(FED_PIP) -e '.[default-model,federated,privacy]' 'pytest>=8' 'pytest-timeout>=2.3'
 	touch $@
 
 # Main job: fine-tune the default model on NCBI-disease, evaluate on the official test split,
@@ -83,8 +95,9 @@ models/ncbi-disease-transfer/config.json: configs/ncbi-disease-transfer.yaml mod
 	$(BIN)/medtune train $< --output $(@D) --overwrite
 	$(BIN)/medtune evaluate $(@D) --data ncbi-disease --split test --output $(@D)/test_results.json
 
-test: dev
-	$(BIN)/python -m pytest -q
+test: dev federated
+	$(BIN)/python -m pytest -q --ignore=tests/test_federated_flower.py
+	$(FED_VENV)/bin/python -m pytest -q tests/test_federated_flower.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(FED_VENV) build *.egg-info .pytest_cache

@@ -7,7 +7,7 @@ the commands), ``commands`` (train, evaluate, predict, analyze, export, pretrain
 
 from __future__ import annotations
 
-from medtune.cli import commands, corpora, deid_tune, trust  # noqa: F401  (registers the commands)
+from medtune.cli import commands, corpora, deid_tune, federate, trust  # noqa: F401  (registers the commands)
 from medtune.batch.command import batch_command
 from medtune.cli.app import app
 from medtune.deid.command import deid_command

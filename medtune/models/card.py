@@ -144,6 +144,26 @@ def privacy_lines(metrics: dict[str, Any]) -> list[str]:
             f"{'; '.join(p.get('not_covered') or [])}. See docs/privacy.md for how to read ε."), ""]
 
 
+def federated_lines(metrics: dict[str, Any]) -> list[str]:
+    """A federated model's provenance (``medtune federate``): sites by name and document count, rounds,
+    strategy and the epsilon each site spent under DP-SGD; never text."""
+    f = metrics.get("federated")
+    if not f:
+        return []
+    lines = ["## Federated training", "",
+             (f"Trained with federated learning ({f['framework']}, {f['mode']} mode): {f['strategy']}"
+              + (f" (proximal mu {f['proximal_mu']})" if f.get("proximal_mu") is not None else "")
+              + f", {f['rounds']} rounds of {f['local_epochs']} local epochs, sites weighted by {f['weighting']}; "
+              f"secure aggregation: {'on' if f.get('secure_aggregation') else 'off'}. Only model weights and "
+              "counts left the sites."), "",
+             "| site | documents | steps per round | epsilon spent (DP-SGD) |", "|---|---|---|---|"]
+    for s in f["sites"]:
+        p = s.get("privacy")
+        eps = f"{p['epsilon_spent']:.2f} of {p['epsilon_target']} (delta {p['delta']:.3g})" if p else "not private"
+        lines.append(f"| {s['name']} | {s['documents']} | {s.get('steps_per_round', '')} | {eps} |")
+    return lines + [""]
+
+
 def _weights_lines(weights_sha256: str | None) -> list[str]:
     if weights_sha256 is None:
         return ["`medtune card MODEL` prints this card with the sha256 of `model.safetensors`."]
@@ -250,6 +270,7 @@ def model_card(config: Any, meta: dict[str, Any], metrics: dict[str, Any], *,
             parts += [f"## Metrics on the {split} split", "", metrics_markdown(metrics[split]) + _ci_line(section), ""]
     parts += ["## Calibration and abstention", "", *calibration_lines(meta, metrics), ""]
     parts += privacy_lines(metrics)
+    parts += federated_lines(metrics)
     for report in (metrics.get("subgroups") or {}).values():
         parts += ["## Subgroups (test split)", "", groups_markdown(report), ""]
     parts += ["## Weights", "", *_weights_lines(weights_sha256), ""]

@@ -36,16 +36,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _env import RESULTS, ROOT  # noqa: E402  (sets up paths and offline mode)
+from _env import RESULTS, ROOT
 
-from medtune.config import RunConfig  # noqa: E402
-from medtune.data import load_named  # noqa: E402
-from medtune.evaluation.model import evaluate  # noqa: E402
-from medtune.federated import federate, load_sites  # noqa: E402
-from medtune.federated.sites import label_map, parse_spec, relabelled  # noqa: E402
-from medtune.fileutils import atomic_write  # noqa: E402
-from medtune.io.jsonl import write_jsonl  # noqa: E402
-from medtune.training import train  # noqa: E402
+from medtune.config import RunConfig
+from medtune.data import load_named
+from medtune.evaluation.model import evaluate
+from medtune.federated import federate, load_sites
+from medtune.federated.sites import label_map, parse_spec, relabelled
+from medtune.fileutils import atomic_write
+from medtune.io.jsonl import write_jsonl
+from medtune.training import train
 
 EXPERIMENTS = {  # name: (sites SPEC, test sets: corpus -> SPEC item whose options map its test split)
     "ncbi-iid": ("ncbi-disease:iid:3", {"ncbi-disease": "ncbi-disease"}),

@@ -15,16 +15,16 @@ from typer.testing import CliRunner
 if os.environ.get("CI") != "true":  # in CI (make test) Flower is installed: a missing flwr fails there
     pytest.importorskip("flwr", reason="needs medtune[federated] (make federated)")
 
-from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict  # noqa: E402
+from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
-import medtune  # noqa: E402
-from medtune.cli import app  # noqa: E402
-from medtune.config import RunConfig  # noqa: E402
-from medtune.federated import federate  # noqa: E402
-from medtune.federated.errors import FederationError  # noqa: E402
-from medtune.federated.flower import make_strategy  # noqa: E402
-from medtune.federated.server import FederatedPlan, GlobalModel  # noqa: E402
-from medtune.io.jsonl import write_jsonl  # noqa: E402
+import medtune
+from medtune.cli import app
+from medtune.config import RunConfig
+from medtune.federated import federate
+from medtune.federated.errors import FederationError
+from medtune.federated.flower import make_strategy
+from medtune.federated.server import FederatedPlan, GlobalModel
+from medtune.io.jsonl import write_jsonl
 
 SECRET = "Zyxwvut"  # a word only in the sites' documents: it must never reach the model directory
 

@@ -17,8 +17,15 @@ from medtune.errors import ConfigError, MissingExtraError
 from medtune.federated.api import federate, with_labels
 from medtune.federated.local import PrivateSiteRun, Proximal, SiteRun, site_run, steps_per_round
 from medtune.federated.server import GlobalModel, check_plan
-from medtune.federated.sites import (Site, dirichlet_shards, iid_shards, load_sites, parse_spec, skew_label,
-                                     write_site_files)
+from medtune.federated.sites import (
+    Site,
+    dirichlet_shards,
+    iid_shards,
+    load_sites,
+    parse_spec,
+    skew_label,
+    write_site_files,
+)
 from medtune.io.jsonl import read_jsonl, write_jsonl
 from medtune.models.card import federated_lines
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +27,10 @@ from medtune.federated.errors import FederationError, require_flwr
 from medtune.federated.server import FederatedPlan, check_plan
 from medtune.federated.sites import Site, load_sites, write_site_files
 from medtune.tasks import task_class
+
+logger = logging.getLogger(__name__)
+#: Ray's node start-up has a fixed 30 s limit, which an overloaded machine can miss: one more try
+SIMULATION_ATTEMPTS = 2
 
 
 @dataclass
@@ -102,11 +107,24 @@ def simulate(plan: FederatedPlan, table: list[tuple[str, str]], actors: int) -> 
     from medtune.federated.flower import make_client_app, make_server_app
 
     cpus = os.cpu_count() or 1
-    outcome: dict[str, Any] = {}
     backend = {"client_resources": {"num_cpus": max(1, cpus // actors)},
                "init_args": {"num_cpus": cpus, "include_dashboard": False, "log_to_driver": True}}
-    run_simulation(server_app=make_server_app(plan, outcome), client_app=make_client_app(table),
-                   num_supernodes=len(table), backend_config=backend)
+    for attempt in range(1, SIMULATION_ATTEMPTS + 1):
+        outcome: dict[str, Any] = {}
+        try:
+            run_simulation(server_app=make_server_app(plan, outcome), client_app=make_client_app(table),
+                           num_supernodes=len(table), backend_config=backend)
+        except SystemExit as stop:  # Flower ends its runtime's failures with sys.exit
+            if outcome:  # the server's own result (or error) came first
+                break
+            if attempt == SIMULATION_ATTEMPTS:
+                raise FederationError(f"Flower's simulation runtime stopped (exit code {stop.code}) before the "
+                                      "server finished, e.g. Ray could not start on an overloaded machine",
+                                      fix="run again, or use --mode deployment") from None
+            logger.warning("Flower's simulation runtime did not start (attempt %d of %d); starting it again",
+                           attempt, SIMULATION_ATTEMPTS)
+            continue
+        break
     if not outcome:
         raise FederationError("the simulation ended without a result from the server",
                               fix="rerun with --verbose for Flower's log")

@@ -19,8 +19,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from medtune.federated.errors import FederationError
 from medtune.federated.server import FederatedPlan
@@ -149,27 +150,34 @@ def deploy(plan: FederatedPlan, table: list[tuple[str, str]], work: Path, *, tim
     plan_path = work / "plan.json"
     plan_path.write_text(plan.to_json(), encoding="utf-8")
     outcome_path = work / "outcome.json"
-    with federation(plan, table, work) as (procs, env, _):
+    with federation(plan, table, work) as (procs, _env, _link):
         run = procs.start("flwr-run", [executable("flwr"), "run", str(app), FEDERATION, "--stream",
                                        "--run-config", f'plan="{_toml_text(str(plan_path))}"'], work)
-        deadline = time.monotonic() + timeout_s
-        while not outcome_path.exists():
-            dead = [n for n in procs.dead() if n != "flwr-run" or run.returncode not in (0, None)]
-            if dead:
-                raise FederationError(f"{', '.join(dead)} exited before the run finished",
-                                      fix=f"see the logs (kept only while the run lasts); rerun with --verbose")
-            if run.poll() == 0 and not outcome_path.exists():
-                time.sleep(2.0)  # the ServerApp writes its outcome before the run is reported finished
-                if not outcome_path.exists():
-                    raise FederationError("flwr run finished without an outcome from the ServerApp",
-                                          fix="rerun with --verbose for Flower's log")
-            if time.monotonic() > deadline:
-                raise FederationError(f"the run did not finish within {timeout_s:.0f} s", fix="run again")
-            time.sleep(0.5)
-        if verbose_logs():
-            for log in sorted((work / "logs").glob("*.log")):
-                sys.stderr.write(f"--- {log.name}\n{log.read_text(encoding='utf-8', errors='replace')[-4000:]}\n")
+        try:
+            wait_for_outcome(procs, run, outcome_path, timeout_s)
+        finally:
+            if verbose_logs():  # Flower's own logs (no documents travel through them)
+                for log in sorted((work / "logs").glob("*.log")):
+                    tail = log.read_text(encoding="utf-8", errors="replace")[-4000:]
+                    sys.stderr.write(f"--- {log.name}\n{tail}\n")
     return json.loads(outcome_path.read_text(encoding="utf-8"))
+
+
+def wait_for_outcome(procs: Processes, run: subprocess.Popen, outcome_path: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not outcome_path.exists():
+        if [n for n in procs.dead() if n != "flwr-run"] or run.poll() not in (None, 0):
+            dead = ", ".join(n for n in procs.dead())
+            raise FederationError(f"{dead} exited before the run finished",
+                                  fix="rerun with MEDTUNE_FEDERATED_LOGS=1 for the processes' logs")
+        if run.poll() == 0:
+            time.sleep(2.0)  # the ServerApp writes its outcome before the run is reported finished
+            if not outcome_path.exists():
+                raise FederationError("flwr run finished without an outcome from the ServerApp",
+                                      fix="rerun with MEDTUNE_FEDERATED_LOGS=1 for Flower's log")
+        if time.monotonic() > deadline:
+            raise FederationError(f"the run did not finish within {timeout_s:.0f} s", fix="run again")
+        time.sleep(0.5)
 
 
 def verbose_logs() -> bool:

@@ -28,9 +28,9 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg, FedProx
 
 from medtune.config import RunConfig
-from medtune.errors import ConfigError, MedtuneError, quote_id
+from medtune.errors import ConfigError, MedtuneError
 from medtune.federated.errors import FederationError, debug_requested
-from medtune.federated.local import SiteRun, PrivateSiteRun, site_run
+from medtune.federated.local import PrivateSiteRun, SiteRun, site_run
 from medtune.federated.server import FederatedPlan, GlobalModel, federated_section
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def train_reply(msg: Message, context: Context, sites: list[tuple[str, str]] | N
     site = {"name": name, "documents": run.documents, "examples": run.examples, "steps": run.round_steps()}
     content = RecordDict({
         "arrays": ArrayRecord(new),
-        "metrics": MetricRecord({"num-examples": run.documents, "steps": run.round_steps()}),
+        "metrics": MetricRecord({"num-examples": run.documents}),  # the FedAvg weight
         "site": ConfigRecord({"summary": json.dumps({**site, **({"privacy": report} if report else {})})}),
     })
     return Message(content=content, reply_to=msg)
@@ -173,7 +173,7 @@ def make_server_app(plan: FederatedPlan | None = None, outcome: dict[str, Any] |
         except MedtuneError as err:
             result = {"error": {"class": type(err).__name__, "code": err.code, "message": err.message,
                                 "fix": err.fix}}
-        except Exception as err:  # noqa: BLE001 - reported by type and place, never by message (note text)
+        except Exception as err:
             logger.error("federated server failed: %s", type(err).__name__, exc_info=debug_requested())
             result = {"error": {"class": "InternalError", "code": "E900", "message": f"server failed "
                                 f"({type(err).__name__})", "fix": "see the log above"}}
@@ -188,6 +188,3 @@ def make_server_app(plan: FederatedPlan | None = None, outcome: dict[str, Any] |
 client_app = make_client_app()
 server_app = make_server_app()
 
-
-def describe_sites(sites: list[tuple[str, str]]) -> str:
-    return ", ".join(quote_id(n) for n, _ in sites)

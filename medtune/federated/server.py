@@ -55,7 +55,7 @@ class FederatedPlan:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "FederatedPlan":
+    def from_file(cls, path: str | Path) -> FederatedPlan:
         return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
     @property

@@ -29,8 +29,8 @@ from medtune.federated.sites import Site, load_sites, write_site_files
 from medtune.tasks import task_class
 
 logger = logging.getLogger(__name__)
-#: Ray's node start-up has a fixed 30 s limit, which an overloaded machine can miss: one more try
-SIMULATION_ATTEMPTS = 2
+#: Ray's node start-up has a fixed 30 s limit, which an overloaded machine can miss: try again
+SIMULATION_ATTEMPTS = 3
 
 
 @dataclass
@@ -114,11 +114,12 @@ def simulate(plan: FederatedPlan, table: list[tuple[str, str]], actors: int) -> 
         try:
             run_simulation(server_app=make_server_app(plan, outcome), client_app=make_client_app(table),
                            num_supernodes=len(table), backend_config=backend)
-        except SystemExit as stop:  # Flower ends its runtime's failures with sys.exit
+        except (SystemExit, RuntimeError) as stop:  # Flower's runtime failing: sys.exit or "Simulation Runtime crashed"
             if outcome:  # the server's own result (or error) came first
                 break
             if attempt == SIMULATION_ATTEMPTS:
-                raise FederationError(f"Flower's simulation runtime stopped (exit code {stop.code}) before the "
+                why = f"exit code {stop.code}" if isinstance(stop, SystemExit) else type(stop).__name__
+                raise FederationError(f"Flower's simulation runtime stopped ({why}) before the "
                                       "server finished, e.g. Ray could not start on an overloaded machine",
                                       fix="run again, or use --mode deployment") from None
             logger.warning("Flower's simulation runtime did not start (attempt %d of %d); starting it again",

@@ -142,6 +142,8 @@ def test_evidence_widens_to_words_and_merges_phrases():
     assert [text[s.start:s.end] for s in evidence_spans(text, offsets, weights, top_tokens=4)] == ["Dolor", "fiebre", "fosa"]
     spans = evidence_spans(text, offsets, weights, top_tokens=5, max_spans=2)  # with "en" the words join
     assert [(text[s.start:s.end], round(s.weight, 2)) for s in spans] == [("Dolor en fosa", 0.65), ("fiebre", 0.34)]
+    heavy = evidence_spans(text, offsets, weights, top_tokens=5, min_share=0.6)  # fiebre < 0.6 x 0.65: left out
+    assert [text[s.start:s.end] for s in heavy] == ["Dolor en fosa"]
 
 
 # ------------------------------------------------------------------------------------- the task

@@ -8,7 +8,8 @@ the document). The evidence is built in three steps, all in character offsets in
    span never cuts a word: ``##itis`` becomes ``pyelonephritis``;
 3. widened words that touch or are separated by white space only (``dolor en fosa``) are merged into one
    phrase; a phrase weighs the sum of its tokens' weights. The ``max_spans`` heaviest phrases are kept,
-   heaviest first.
+   heaviest first, less those under ``min_share`` of the heaviest one (attention often puts nearly all
+   its weight on one phrase: an "a" of weight 0.00003 beside it is no evidence).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class EvidenceSpan:
 
 
 def evidence_spans(text: str, offsets: np.ndarray, weights: np.ndarray, *, top_tokens: int = 8,
-                   max_spans: int = 3, max_gap: int = 1) -> list[EvidenceSpan]:
+                   max_spans: int = 3, max_gap: int = 1, min_share: float = 0.01) -> list[EvidenceSpan]:
     """The evidence phrases of one code (see the module docstring).
 
     ``offsets`` (tokens, 2) are the tokens' character ranges in ``text``; ``weights`` (tokens,) their
@@ -76,4 +77,5 @@ def evidence_spans(text: str, offsets: np.ndarray, weights: np.ndarray, *, top_t
         else:
             phrases.append([a, b, w])
     phrases.sort(key=lambda p: (-p[2], p[0]))
-    return [EvidenceSpan(int(a), int(b), float(w)) for a, b, w in phrases[:max_spans]]
+    floor = phrases[0][2] * min_share if phrases else 0.0
+    return [EvidenceSpan(int(a), int(b), float(w)) for a, b, w in phrases[:max_spans] if w > 0 and w >= floor]

@@ -308,6 +308,10 @@ def test_pipeline_component_adds_codes_and_evidence(tiny_model_dir, tmp_path):
     ids = {s.id for s in out.spans if s.label == "evidence"}
     assert ids and {i for c in codes for i in c["evidence"]} == ids and "coding-E1" not in ids
     out.validate()
+    from medtune.pipeline.html import render_html
+
+    page = render_html([out])
+    assert "code (a suggestion)" in page and all(f"<td>{c['code']}</td>" in page for c in codes)
 
 
 def test_benchmark_baseline_learns_the_codes(monkeypatch):

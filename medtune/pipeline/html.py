@@ -2,8 +2,8 @@
 
 Entities are highlighted by type; negated findings are struck through, uncertain ones underlined with
 dashes, historical / hypothetical / family ones marked with a small tag; hovering an entity shows its
-type, score, assertion flags and linked ids. Relations are listed under each document. Every piece of
-document text is HTML-escaped.
+type, score, assertion flags and linked ids. Relations are listed under each document, and the codes a
+coding component suggested with their evidence. Every piece of document text is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -89,6 +89,25 @@ def _relations(doc: Document) -> str:
             + "</table>")
 
 
+def _codes(doc: Document) -> str:
+    """The codes a ``coding`` component suggested (``metadata["codes"]``), each with its evidence phrases."""
+    codes = doc.metadata.get("codes")
+    if not isinstance(codes, list) or not codes:
+        return ""
+    spans = doc.span_by_id()
+    rows = []
+    for entry in codes:
+        if not isinstance(entry, dict):
+            continue
+        evidence = "; ".join(escape(spans[i].text or "") for i in entry.get("evidence") or [] if i in spans)
+        score = entry.get("score")
+        shown = f"{score:.2f}" if isinstance(score, (int, float)) else ""
+        rows.append(f"<tr><td>{escape(str(entry.get('code', '')))}</td><td>{escape(str(entry.get('description', '')))}"
+                    f"</td><td>{shown}</td><td>{evidence}</td></tr>")
+    return ("<table><tr><th>code (a suggestion)</th><th>description</th><th>score</th><th>evidence</th></tr>"
+            + "".join(rows) + "</table>")
+
+
 def render_html(docs: Iterable[Document], title: str = "medtune analysis") -> str:
     docs = list(docs)
     labels = sorted({s.label for d in docs for s in d.spans})
@@ -96,7 +115,7 @@ def render_html(docs: Iterable[Document], title: str = "medtune analysis") -> st
     body = []
     for doc in docs:
         body.append(f'<div class="doc"><h2>{escape(doc.id)}</h2><div class="text">{_render_text(doc)}</div>'
-                    f"{_relations(doc)}</div>")
+                    f"{_relations(doc)}{_codes(doc)}</div>")
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>"
             f'<p class="legend">{legend} <span class="ent negated">negated</span> '

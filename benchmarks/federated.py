@@ -19,7 +19,7 @@ results go to ``benchmarks/results/federated.json`` (``--quick``: ``federated-qu
 atomically after every experiment.
 
     .venv-federated/bin/python benchmarks/federated.py                  # all three (hours on 2 cores)
-    .venv-federated/bin/python benchmarks/federated.py --quick          # smoke: 12 docs a site, 1 round
+    .venv-federated/bin/python benchmarks/federated.py --quick          # smoke: 8 docs a site, 1 round
     .venv-federated/bin/python benchmarks/federated.py --experiments corpora --rounds 4 --strategy fedprox
 """
 
@@ -144,11 +144,11 @@ def main() -> None:
     parser.add_argument("--max-docs", type=int, default=None, help="the first N training documents of each source")
     parser.add_argument("--max-test-docs", type=int, default=None)
     parser.add_argument("--max-length", type=int, default=None)
-    parser.add_argument("--quick", action="store_true", help="smoke run: ncbi-iid, 36 documents, 1 round")
+    parser.add_argument("--quick", action="store_true", help="smoke run: ncbi-iid, 24 documents, 1 round")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.local_epochs = 1, 1.0
-        args.max_docs, args.max_test_docs, args.max_length = args.max_docs or 36, args.max_test_docs or 20, 64
+        args.max_docs, args.max_test_docs, args.max_length = args.max_docs or 24, args.max_test_docs or 20, 64
         args.experiments = args.experiments or "ncbi-iid"
     names = (args.experiments or ",".join(EXPERIMENTS)).split(",")
     out_path = RESULTS / ("federated-quick.json" if args.quick else "federated.json")

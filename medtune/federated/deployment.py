@@ -118,7 +118,9 @@ def federation(plan: FederatedPlan, table: list[tuple[str, str]], work: Path) ->
     """A SuperLink and one SuperNode per site, on loopback, for the length of the block."""
     home = work / "flwr-home"
     home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "FLWR_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    bin_dir = str(Path(sys.executable).parent)  # the SuperLink and SuperNodes start flower-superexec by name
+    env = {**os.environ, "FLWR_HOME": str(home), "PYTHONUNBUFFERED": "1",
+           "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
     procs = Processes(work / "logs", env)
     try:
         link = free_port()

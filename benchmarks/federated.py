@@ -108,7 +108,7 @@ def run_experiment(name: str, args: argparse.Namespace, work: Path) -> dict[str,
     folder = work / name
     folder.mkdir(parents=True)
     test_paths = test_files(tests, folder, args.max_test_docs)
-    sites = load_sites(spec, seed=42)
+    sites = load_sites(spec, seed=base_config(args).training.seed)  # the same sites as federate() draws
     row: dict[str, Any] = {"sites_spec": spec, "sites": [s.summary() for s in sites], "runs": {}}
     start = time.perf_counter()
     fed = federate(base_config(args), spec, folder / "federated", rounds=args.rounds, local_epochs=args.local_epochs,

@@ -93,7 +93,7 @@ def test_file_sites_with_names_label_maps_and_fields(tmp_path):
     assert {sp.label for d in sites[1].docs for sp in d.spans} == {"Protein"}
     assert sites[0].summary() == {"name": "a", "origin": str(tmp_path / "a.jsonl"), "documents": 5}
     by_field = load_sites(f"{tmp_path / 'a.jsonl'}:field=hospital", seed=0)
-    assert [(s.name, len(s.docs)) for s in by_field] == [("a-hospital=north", 2), ("a-hospital=south", 3)]
+    assert [(s.name, len(s.docs)) for s in by_field] == [("a-hospital=value1", 2), ("a-hospital=value2", 3)]
     shards = load_sites(f"{tmp_path / 'a.jsonl'}:iid:2:max_docs=4", seed=0)
     assert [len(s.docs) for s in shards] == [2, 2] and [s.name for s in shards] == ["a-1", "a-2"]
     with pytest.raises(ConfigError, match="two sites named"):
@@ -102,6 +102,37 @@ def test_file_sites_with_names_label_maps_and_fields(tmp_path):
         load_sites("no-such-corpus", seed=0)
     files = write_site_files(sites, tmp_path / "sites")
     assert [len(list(read_jsonl(f))) for f in files] == [5, 3]
+
+
+def test_a_metadata_value_never_names_a_site_nor_reaches_the_card(tmp_path):
+    docs = ner_docs(6, prefix="n")
+    for i, doc in enumerate(docs):  # plain names, which a physician's or a ward's can be
+        doc.metadata["physician"] = ["DrSmith", "jones", "Zed_Doe"][i % 3]
+    write_jsonl(docs, tmp_path / "notes.jsonl")
+    for spec, prefix in [(f"{tmp_path / 'notes.jsonl'}:field=physician", "notes"),
+                         (f"{tmp_path / 'notes.jsonl'}:field=physician:name=clinic", "clinic")]:
+        sites = load_sites(spec, seed=0)
+        assert [s.name for s in sites] == [f"{prefix}-physician=value{k}" for k in (1, 2, 3)]
+        assert [len(s.docs) for s in sites] == [2, 2, 2]
+        assert {d.metadata["physician"] for d in sites[0].docs} == {"DrSmith"}  # sorted order of the values
+        section = {"framework": "Flower", "mode": "simulation", "strategy": "fedavg", "rounds": 1,
+                   "local_epochs": 1.0, "weighting": "documents per site", "secure_aggregation": False,
+                   "sites": [{**s.summary(), "steps_per_round": 1} for s in sites]}
+        shown = "\n".join(federated_lines({"federated": section})) + repr(section)
+        for value in ("DrSmith", "jones", "Zed_Doe"):
+            assert value.lower() not in shown.lower()
+
+
+def test_federate_refuses_the_coding_task_first(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "flwr", None)  # the refusal comes before Flower is needed
+    config = RunConfig.from_dict({"task": "coding", "base_model": str(tiny_model_dir),
+                                  "data": {"train": str(tmp_path / "eval.jsonl"), "format": "jsonl"},
+                                  "model": {"max_length": 32, "stride": 8, "labels": ["R50.1", "C50"]}})
+    with pytest.raises(ConfigError, match=r"task: coding cannot be federated.*unseen.*medtune train") as err:
+        federate(config, "a.jsonl,b.jsonl", tmp_path / "out")
+    with pytest.raises(ConfigError, match="cannot be federated"):
+        GlobalModel(config)  # a plan.json written by hand is refused by the ServerApp too
+    assert err.value.code == "E300" and not (tmp_path / "out").exists()
 
 
 @pytest.mark.data

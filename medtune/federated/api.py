@@ -24,7 +24,7 @@ from medtune import errors as medtune_errors
 from medtune.config import RunConfig
 from medtune.errors import ConfigError, MedtuneError
 from medtune.federated.errors import FederationError, require_flwr
-from medtune.federated.server import FederatedPlan, check_plan
+from medtune.federated.server import FederatedPlan, check_plan, check_task
 from medtune.federated.sites import Site, load_sites, write_site_files
 from medtune.tasks import task_class
 
@@ -69,6 +69,7 @@ def federate(config: RunConfig, sites: str, output: str | Path, *, rounds: int =
     an ordinary model directory to ``output``."""
     out = Path(output)
     mu = mu if strategy == "fedprox" else 0.0
+    check_task(config)
     check_plan(rounds, local_epochs, strategy, mu, mode, sites=2)
     if (out / "config.json").exists() and not overwrite:
         raise ConfigError(f"--output {out} already holds a model", fix="pass --overwrite, or another --output")

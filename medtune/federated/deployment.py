@@ -25,6 +25,7 @@ from typing import Any
 
 from medtune.federated.errors import FederationError
 from medtune.federated.server import FederatedPlan
+from medtune.fileutils import atomic_write
 
 LOOPBACK = "127.0.0.1"
 APP_TOML = """[build-system]
@@ -150,7 +151,8 @@ def deploy(plan: FederatedPlan, table: list[tuple[str, str]], work: Path, *, tim
     app.mkdir(parents=True, exist_ok=True)
     (app / "pyproject.toml").write_text(APP_TOML, encoding="utf-8")
     plan_path = work / "plan.json"
-    plan_path.write_text(plan.to_json(), encoding="utf-8")
+    with atomic_write(plan_path) as handle:  # the ServerApp process reads it
+        handle.write(plan.to_json())
     outcome_path = work / "outcome.json"
     with federation(plan, table, work) as (procs, _env, _link):
         run = procs.start("flwr-run", [executable("flwr"), "run", str(app), FEDERATION, "--stream",

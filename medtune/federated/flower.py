@@ -32,6 +32,7 @@ from medtune.errors import ConfigError, MedtuneError
 from medtune.federated.errors import FederationError, debug_requested
 from medtune.federated.local import PrivateSiteRun, SiteRun, site_run
 from medtune.federated.server import FederatedPlan, GlobalModel, federated_section
+from medtune.fileutils import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +181,9 @@ def make_server_app(plan: FederatedPlan | None = None, outcome: dict[str, Any] |
         if outcome is not None:
             outcome.update(result)
         if plan_path is not None:
-            (plan_path.parent / "outcome.json").write_text(json.dumps(result, default=str), encoding="utf-8")
+            # atomic: the command polls for outcome.json and reads it as soon as it exists
+            with atomic_write(plan_path.parent / "outcome.json") as handle:
+                handle.write(json.dumps(result, default=str))
 
     return app
 

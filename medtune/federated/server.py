@@ -79,6 +79,21 @@ def check_plan(rounds: int, local_epochs: float, strategy: str, mu: float, mode:
                           fix="name several corpora, or split one (ncbi-disease:iid:3)")
 
 
+#: tasks ``medtune federate`` refuses, and why (checked before anything is loaded or Flower is imported)
+UNSUPPORTED_TASKS = {
+    "coding": ("the server builds the task metadata from no documents, so every code would be marked unseen "
+               "(the model's `seen` buffer all zeros, sent to every site) and no site's round could train",
+               "train the coding model with `medtune train` on pooled data; federated coding is not supported yet"),
+}
+
+
+def check_task(config: RunConfig) -> None:
+    """Refuse a task that cannot be trained federated (see ``UNSUPPORTED_TASKS``)."""
+    if config.task in UNSUPPORTED_TASKS:
+        why, fix = UNSUPPORTED_TASKS[config.task]
+        raise ConfigError(f"task: {config.task} cannot be federated: {why}", fix=fix)
+
+
 def global_meta(config: RunConfig) -> dict[str, Any]:
     """The task metadata from the config alone (the label set must be in ``model.labels``)."""
     cls = task_class(config.task)
@@ -93,6 +108,7 @@ class GlobalModel:
     """The global model: tokenizer, task and weights, built from the config."""
 
     def __init__(self, config: RunConfig) -> None:
+        check_task(config)  # a plan.json written by hand reaches the ServerApp without federate()
         self.config = config
         tc = config.training
         torch.set_num_threads(tc.num_threads or default_threads())
@@ -144,8 +160,13 @@ def federated_section(plan: FederatedPlan, sites: list[dict[str, Any]], started:
         "local_epochs": plan.local_epochs, "weighting": "documents per site",
         "secure_aggregation": plan.secure_aggregation,
         "sites": sorted(sites, key=lambda s: s["name"]), "runtime_s": round(time.perf_counter() - started, 2),
-        "what_travels": "model weights (and per-site document counts and metrics); never documents",
+        "what_travels": "model weights, and each site's name and exact document, example and step counts "
+                        "(and epsilon under DP-SGD); never documents",
     }
+    if plan.config.privacy is not None:
+        section["not_covered_by_dp"] = ("each site's exact document, example and step counts travel to the server "
+                                        "in the clear and are published here and in the card; DP-SGD's epsilon "
+                                        "covers what the weights reveal, not the counts")
     if plan.strategy == "fedprox":
         section["proximal_mu"] = plan.mu
     return section

@@ -6,7 +6,8 @@ A SPEC is a comma-separated list of sources, each optionally followed by ``:``-s
     ncbi-disease:iid:3                                           one corpus, 3 IID shards
     ncbi-disease:dirichlet:3:alpha=0.5                           3 shards, label skew ~ Dirichlet(0.5)
     ncbi-disease:dirichlet:3:alpha=0.5:key=span.type             ... skewed by a span attribute instead
-    notes.jsonl:field=hospital                                   one site per value of metadata.hospital
+    notes.jsonl:field=hospital                                   one site per value of metadata.hospital,
+                                                                 named notes-hospital=value1, =value2, ...
     site-a/train.jsonl,site-b/train.jsonl                        one file per site
 
 A source is a named corpus (``medtune datasets list``; its train split) or a file any medtune reader reads.
@@ -20,7 +21,9 @@ format).
 
 Splits are deterministic: a seeded permutation (``seed``, by default ``training.seed``) for IID shards, and a
 seeded Dirichlet draw per skew label for skewed shards, redrawn (same seed stream) until every site has a
-document. Every document lands in exactly one site. Only names and counts of sites are reported, never text.
+document. Every document lands in exactly one site. Only names and counts of sites are reported, never text:
+a ``field=`` site is named ``valueK`` (the K-th value in sorted order, after ``name=`` or the source's name),
+never by its metadata value, which may be sensitive.
 """
 
 from __future__ import annotations
@@ -46,7 +49,6 @@ SPEC_FIX = ("e.g. --sites ncbi-disease,bc5cdr-disease (one corpus per site), --s
 OPTIONS = ("alpha", "key", "field", "labels", "empty", "max_docs", "name", "format")
 MAX_FIELD_SITES = 64
 MAX_DIRICHLET_DRAWS = 1000
-_NAME = re.compile(r"^[A-Za-z0-9_.\-=]+$")
 
 
 @dataclass
@@ -240,12 +242,10 @@ def _by_field(spec: SiteSpec, docs: list[Document], base: str, origin: str) -> l
         raise ConfigError(f"--sites {quote_id(spec.source)}: metadata.{name} has {len(groups)} values, more than "
                           f"{MAX_FIELD_SITES} sites", fix="split by a field that names few sites (a hospital, a "
                           "ward), not one that names patients or notes")
-    sites = []
-    for k, key in enumerate(sorted(groups)):
-        value = json.loads(key)
-        label = str(value) if isinstance(value, (str, int)) and _NAME.match(str(value)) else f"value{k + 1}"
-        sites.append(Site(f"{base}-{name}={label}", f"{origin}, metadata.{name} value {k + 1}", groups[key]))
-    return sites
+    # A value never becomes a name: it may be sensitive (a physician's or a patient's name), and site names
+    # go to logs, metrics.json, the card and the command's output. valueK is the K-th value in sorted order.
+    return [Site(f"{base}-{name}=value{k + 1}", f"{origin}, metadata.{name} value {k + 1}", groups[key])
+            for k, key in enumerate(sorted(groups))]
 
 
 # --------------------------------------------------------------------------- splitting

@@ -81,8 +81,8 @@ def check_plan(rounds: int, local_epochs: float, strategy: str, mu: float, mode:
 
 #: tasks ``medtune federate`` refuses, and why (checked before anything is loaded or Flower is imported)
 UNSUPPORTED_TASKS = {
-    "coding": ("the server builds the task metadata from no documents, so every code would be marked unseen "
-               "(the model's `seen` buffer all zeros, sent to every site) and no site's round could train",
+    "coding": (("the server builds the task metadata from no documents, so every code would be marked unseen "
+                "(the model's `seen` buffer all zeros, sent to every site) and no site's round could train"),
                "train the coding model with `medtune train` on pooled data; federated coding is not supported yet"),
 }
 

@@ -226,7 +226,9 @@ def test_the_card_lists_sites_rounds_and_epsilon_never_text():
                           "privacy": {"epsilon_spent": 7.91, "epsilon_target": 8.0, "delta": 0.0083}}]}
     text = "\n".join(federated_lines({"federated": section}))
     assert "| north | 40 | 3 | not private |" in text and "| south | 12 | 1 | 7.91 of 8.0" in text
-    assert "fedprox (proximal mu 0.01), 3 rounds" in text
+    assert "fedprox (proximal mu 0.01), 3 rounds" in text and "Not covered by the privacy" not in text
+    section["not_covered_by_dp"] = "the per-site counts"
+    assert "Not covered by the privacy accounting: the per-site counts" in "\n".join(federated_lines({"federated": section}))
     assert federated_lines({}) == []
 
 

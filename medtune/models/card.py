@@ -161,6 +161,8 @@ def federated_lines(metrics: dict[str, Any]) -> list[str]:
         p = s.get("privacy")
         eps = f"{p['epsilon_spent']:.2f} of {p['epsilon_target']} (delta {p['delta']:.3g})" if p else "not private"
         lines.append(f"| {s['name']} | {s['documents']} | {s.get('steps_per_round', '')} | {eps} |")
+    if f.get("not_covered_by_dp"):
+        lines += ["", f"Not covered by the privacy accounting: {f['not_covered_by_dp']}"]
     return lines + [""]
 
 

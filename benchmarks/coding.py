@@ -9,6 +9,7 @@ on the same official split, scored by the same metrics.
   ``OneVsRestClassifier(LogisticRegression(solver="liblinear"))`` over the codes of the training split
   (``MultiLabelBinarizer``); C is chosen on dev by the CodiEsp MAP (grid ``--c-grid``), then one
   probability threshold by dev micro-F1 (``medtune.tasks.coding.tune_threshold``), as the model does.
+  So ``--split dev`` is refused with the baseline (its dev scores would not be held out): ``--no-baseline``.
   Codes are ranked by probability (the first 1000, the official depth).
 - ``model``: ``medtune.load(MODEL).pipe(...)``; with ``--train`` and no model directory it is first trained
   with ``--config`` (``medtune train`` does the same; hours on 2 CPU cores, see docs/coding.md).
@@ -132,6 +133,9 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.split == "dev" and not args.no_baseline:
+        parser.error("--split dev: the baseline chooses C and its threshold on dev, so its dev scores are not held "
+                     "out; score on --split test, or give --no-baseline to score the model alone on dev")
     model_dir = args.model or ROOT / "models" / args.data
     docs = {split: datasets.load(args.data, split) for split in ("train", "dev", "test")}
     result: dict[str, Any] = {

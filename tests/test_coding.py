@@ -85,6 +85,10 @@ def test_evidence_metric_follows_codiesp_x():
     m = evidence_metrics([gold], [pred])
     assert (m["tp"], m["predicted"], m["gold"]) == (1, 3, 2)
     assert m["precision"] == pytest.approx(1 / 3) and m["recall"] == pytest.approx(1 / 2)
+    # the gold is the X.tsv (document, code) pairs only: a D/P code without a reference is not an X gold pair
+    gold.labels = ["N23", "R52", "R10.9", "Z00.0"]
+    m = evidence_metrics([gold], [pred])
+    assert (m["tp"], m["predicted"], m["gold"]) == (1, 3, 2) and m["recall"] == pytest.approx(1 / 2)
 
 
 def test_threshold_tuning_and_own_ranges():
@@ -248,7 +252,36 @@ def test_descriptions_join_the_label_queries(tiny_model_dir, tmp_path, monkeypat
     assert emb.shape == (4, 32) and emb.abs().sum() > 0
     assert nlp.model.seen.tolist() == [1.0 if lab != "R50.1" else 0.0 for lab in nlp.task.labels]
     pred = next(nlp.pipe(coded_docs(2)[1:]))
-    assert "R50.1" in pred.label_scores
+    # the unseen code is scored through the shared projection of its description: not the fixed prior of a
+    # code without one, nor the 0.5 of a zero logit
+    score = pred.label_scores["R50.1"]
+    assert score != pytest.approx(0.5, abs=1e-4) and score != pytest.approx(1 / (8 + 2), abs=1e-4)
+
+
+@pytest.mark.parametrize("head", ["laat", "pooled"])
+def test_unseen_codes_without_descriptions_score_low(tiny_model_dir, tmp_path, head):
+    """Without descriptions a code listed in model.labels but absent from training gets the fixed prior
+    logit (1 / (training documents + 2)): under the threshold, never predicted (a zero logit scored 0.5,
+    so at a threshold of 0.5 or less it was predicted for every document)."""
+    write_jsonl(coded_docs(8), tmp_path / "train.jsonl")
+    cfg = RunConfig.from_dict({
+        "task": "coding", "base_model": str(tiny_model_dir),
+        "data": {"train": str(tmp_path / "train.jsonl"), "format": "jsonl"},
+        "model": {"head": head, "max_length": 32, "stride": 8, "attention_dim": 8, "labels": ["R50.1", "Z99.9"],
+                  "tune_threshold": False, "threshold": 0.5},
+        "training": {"max_steps": 2, "batch_size": 4, "progress_bar": False, "bf16": "false"}})
+    result = train(cfg, tmp_path / "model")
+    meta = json.loads((result.output_dir / "config.json").read_text())["medtune"]
+    assert not meta["use_descriptions"] and meta["unseen_labels"] == ["R50.1", "Z99.9"]
+    nlp = medtune.load(result.output_dir, mode="fp32")
+    assert nlp.task.threshold == 0.5
+    for threshold in (0.5, 0.2):
+        task = nlp.task.with_trust(threshold=threshold)
+        for pred in task.predict(nlp.model, coded_docs(4, prefix="t")):
+            assert not {"R50.1", "Z99.9"} & set(pred.labels)
+            for code in ("R50.1", "Z99.9"):
+                assert pred.label_scores[code] == pytest.approx(1 / (8 + 2), abs=1e-5)
+                assert pred.label_scores[code] < threshold
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -334,3 +367,9 @@ def test_benchmark_baseline_learns_the_codes(monkeypatch):
                          "ICD-10-CM")
     assert row["settings"]["C"] in (1.0, 16.0) and len(row["settings"]["grid"]) == 2
     assert row["metrics"]["map"] > 0.9 and row["metrics"]["documents"] == 8
+    # the baseline chooses C and its threshold on dev: scoring it on dev is refused (no data is read)
+    monkeypatch.setattr(sys, "argv", ["coding.py", "--split", "dev"])
+    monkeypatch.setattr(bench.datasets, "load", lambda *a, **k: pytest.fail("data read before refusing"))
+    with pytest.raises(SystemExit) as refused:
+        bench.main()
+    assert refused.value.code == 2

@@ -21,7 +21,8 @@ evaluated documents that the training data never had.
 **Evidence** (CodiEsp-X, ``codiespX_evaluation.py``): where the gold documents carry evidence spans (the
 Spanish text), a gold (document, code) is found when some predicted evidence span of that code contains
 one of its gold references, each end within 10 characters (a discontinuous reference spans its first to
-its last character); precision is over the predicted (document, code) pairs, recall over the gold ones.
+its last character); precision is over the predicted (document, code) pairs, recall over the gold ones:
+the (document, code) pairs with an evidence reference (the X.tsv rows), not the D/P codes without one.
 Without gold spans (the English MT) it is reported as not scored, with the reason.
 """
 
@@ -131,7 +132,7 @@ def evidence_metrics(gold: list[Document], pred: list[Document], tolerance: int 
                 predicted.setdefault((p.id, code.lower()), []).append((s.start, s.end))
         for code in p.labels:  # a predicted code without evidence still counts as predicted
             predicted.setdefault((p.id, code.lower()), [])
-    gold_pairs = {(g.id, c.lower()) for g in gold for c in g.labels} | set(gold_refs)
+    gold_pairs = set(gold_refs)  # CodiEsp-X gold: the (document, code) pairs with a reference (X.tsv) only
     tp = 0
     for key in gold_pairs:
         refs, spans = gold_refs.get(key, []), predicted.get(key, [])

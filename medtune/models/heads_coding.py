@@ -19,6 +19,11 @@ with a training document and 0 otherwise, so a code absent from training is scor
 projections alone (learnt from the other codes' descriptions) rather than pushed down by a free
 parameter that only ever saw negatives. With descriptions, ``attention_dim`` is the hidden size and
 ``W`` and ``P_q`` start as the identity: at step 0 a code attends to the tokens most like its description.
+
+Without descriptions nothing is known of a code absent from training: its logit is a fixed prior,
+``logit(unseen_prior)`` (the task gives ``1 / (training documents + 2)``, the add-one estimate of a code
+seen in none of them; ``prior`` when it is not given), the same for every document, so it is scored low
+and never predicted at a usual threshold (rather than ``w = 0, b = 0``: a score of exactly 0.5).
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ from torch import nn
 from medtune.models.heads import _EncoderModel
 
 HEADS = ("laat", "pooled")
+UNSEEN_PRIOR = 1e-3  # the prior of an unseen code when neither ``unseen_prior`` nor ``prior`` is given
+
+
+def _logit(p: float) -> float:
+    return float(torch.logit(torch.tensor(min(max(float(p), 1e-6), 0.5))))
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -48,7 +58,8 @@ class CodingModel(_EncoderModel):
     (``top_weights``, docs x K x T)."""
 
     def __init__(self, encoder: nn.Module, num_labels: int, *, head: str = "laat", dropout: float = 0.1,
-                 attention_dim: int = 256, descriptions: bool = False, prior: float | None = None) -> None:
+                 attention_dim: int = 256, descriptions: bool = False, prior: float | None = None,
+                 unseen_prior: float | None = None) -> None:
         super().__init__(encoder)
         if head not in HEADS:
             raise ValueError(f"unknown coding head {head!r}")
@@ -58,7 +69,10 @@ class CodingModel(_EncoderModel):
         # saved with the weights: the description encodings and which codes had training documents
         self.register_buffer("label_embeddings", torch.zeros(num_labels, hidden) if descriptions else None)
         self.register_buffer("seen", torch.ones(num_labels))
-        bias = 0.0 if prior is None else float(torch.logit(torch.tensor(min(max(prior, 1e-6), 0.5))))
+        bias = 0.0 if prior is None else _logit(prior)
+        # without descriptions, the fixed logit of a code that had no training document (not a parameter)
+        fallback = unseen_prior if unseen_prior is not None else prior if prior is not None else UNSEEN_PRIOR
+        self.unseen_logit = _logit(fallback)
         if head == "laat":
             dim = hidden if descriptions else attention_dim
             self.attention = nn.Linear(hidden, dim, bias=False)
@@ -88,6 +102,8 @@ class CodingModel(_EncoderModel):
                 query = query + self.query_projection(e)
             weight = weight + self.output_projection(e)
             bias = bias + self.shared_bias * (1 - self.seen)
+        else:  # a code without training documents or description: the fixed prior logit
+            bias = bias + self.unseen_logit * (1 - self.seen)
         return query, weight, bias
 
     def document_tokens(self, input_ids, attention_mask, token_index, token_type_ids=None) -> torch.Tensor:

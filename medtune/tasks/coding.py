@@ -146,6 +146,7 @@ class CodingTask(Task):
             "evidence_spans": m.evidence_spans, "evidence_tokens": m.evidence_tokens,
             "tune_threshold": m.tune_threshold, "threshold": m.threshold,
             "unseen_labels": sorted(set(labels) - set(trained)), "prior": per_doc / len(labels),
+            "unseen_prior": 1.0 / (len(train_docs) + 2),
             "card_lines": [f"- code system: {codes.name}, {codes.version}; descriptions: {codes.source or 'none'}",
                            f"- {len(labels)} codes ({len(trained)} seen in training); codes are suggestions "
                            "for a human coder, each with the text its attention weighted most as evidence"],
@@ -156,7 +157,7 @@ class CodingTask(Task):
         m = self.meta
         model = CodingModel(encoder, len(self.labels), head=m["head"], dropout=m.get("dropout", 0.1),
                             attention_dim=m.get("attention_dim", 256), descriptions=bool(m.get("use_descriptions")),
-                            prior=m.get("prior"))
+                            prior=m.get("prior"), unseen_prior=m.get("unseen_prior"))
         model.seen.copy_(torch.tensor([0.0 if lab in self.unseen else 1.0 for lab in self.labels]))
         if self.meta.pop("_encode_descriptions", False):  # training: the pretrained encoder encodes them
             model.label_embeddings.copy_(self.encode_descriptions(encoder))

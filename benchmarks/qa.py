@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         per_question = {name: [question_scores(g, p)[1] for g, p in zip(docs, preds)]
                         for name, preds in (("model", model_preds), ("baseline", baseline_preds))}
         paired = paired_bootstrap_means(per_question["model"], per_question["baseline"], seed=0)
-        result["model_vs_baseline"] = {"metric": "f1", **_rounded(paired)}
+        result["model_vs_baseline"] = {**_rounded(paired), "metric": "f1 (mean over questions)"}
         print(f"F1 model - baseline = {paired['difference']:+.4f} [{paired['low']:+.4f}, {paired['high']:+.4f}] "
               f"(95 % paired bootstrap over {len(docs)} questions), p = {paired['p_value']:.4f}")
     if args.predictions is not None:

@@ -95,6 +95,16 @@ def bootstrap_statistic(n_docs: int, statistic: Callable[[np.ndarray], float], *
     return {"value": value, "low": float(max(low - bias, floor)), "high": high - bias, "bias": bias}
 
 
+def _difference_test(deltas: list[np.ndarray], delta: float, level: float) -> tuple[float, float, float]:
+    """Percentile interval of resampled differences and the two-sided p-value of the observed ``delta``:
+    the share of resampled differences at least as far from it as it is from 0 (the bootstrap distribution
+    shifted to the null hypothesis, Berg-Kirkpatrick et al. 2012)."""
+    d = np.concatenate(deltas) if deltas else np.zeros(1)
+    low, high = _interval(d, level)
+    p_value = float((np.abs(d - delta) >= abs(delta) - 1e-12).mean()) if delta else 1.0
+    return low, high, p_value
+
+
 def paired_bootstrap(counts_a: Any, counts_b: Any, *, metric: str = "f1", n_resamples: int = DEFAULT_RESAMPLES,
                      seed: int = 0, level: float = 0.95) -> dict[str, Any]:
     """Is system A's figure different from B's on the same documents? Both are resampled with the
@@ -114,9 +124,7 @@ def paired_bootstrap(counts_a: Any, counts_b: Any, *, metric: str = "f1", n_resa
     deltas = []
     for idx in _indices(len(a), n_resamples, seed) if len(a) else ():
         deltas.append(prf(a[idx].sum(axis=1))[metric] - prf(b[idx].sum(axis=1))[metric])
-    d = np.concatenate(deltas) if deltas else np.zeros(1)
-    low, high = _interval(d, level)
-    p_value = float((np.abs(d - delta) >= abs(delta) - 1e-12).mean()) if delta else 1.0
+    low, high, p_value = _difference_test(deltas, delta, level)
     return {"metric": metric, "a": value_a, "b": value_b, "difference": delta, "low": low, "high": high,
             "level": level, "p_value": p_value, "resamples": n_resamples, "seed": seed, "documents": int(len(a))}
 
@@ -137,8 +145,6 @@ def paired_bootstrap_means(values_a: Any, values_b: Any, *, n_resamples: int = D
     delta = value_a - value_b
     diff = a - b
     deltas = [diff[idx].mean(axis=1) for idx in _indices(len(a), n_resamples, seed)] if len(a) else []
-    d = np.concatenate(deltas) if deltas else np.zeros(1)
-    low, high = _interval(d, level)
-    p_value = float((np.abs(d - delta) >= abs(delta) - 1e-12).mean()) if delta else 1.0
+    low, high, p_value = _difference_test(deltas, delta, level)
     return {"metric": "mean", "a": value_a, "b": value_b, "difference": delta, "low": low, "high": high,
             "level": level, "p_value": p_value, "resamples": n_resamples, "seed": seed, "items": int(len(a))}

@@ -96,21 +96,34 @@ def corpus_label_options(cfg: Any) -> dict[str, Any]:
     return out
 
 
+def base_model_tag(base_model: str | None) -> str:
+    """The suffix of result and model names trained from another base model ('' for the default)."""
+    if base_model is None:
+        return ""
+    name = Path(base_model.rstrip("/")).name or "base"
+    return "-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def run_name(task_name: str, *, quick: bool, seed: int, tag: str = "") -> str:
+    return f"{task_name}-quick{tag}" if quick else f"{task_name}-seed{seed}{tag}"
+
+
 def run_task(task: BenchTask, *, quick: bool, seed: int, configs: Path, models: Path,
-             results: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train and evaluate one task; ``overrides`` (dotted config keys) apply to every stage."""
+             results: Path, overrides: dict[str, Any] | None = None, tag: str = "") -> dict[str, Any]:
+    """Train and evaluate one task; ``overrides`` (dotted config keys) apply to every stage; ``tag``
+    suffixes the model and result names (runs from another ``base_model``)."""
 
     settings: dict[str, Any] = {"training.seed": seed, "training.progress_bar": False}
     if quick:
         settings.update(QUICK_OVERRIDES)
     settings.update(overrides or {})
-    out = models / (f"{task.name}-quick" if quick else f"{task.name}-seed{seed}")
+    out = models / run_name(task.name, quick=quick, seed=seed, tag=tag)
     if task.starts_from:  # the first stage, trained with the same seed unless already there
         first = task_by_name(task.starts_from)
-        first_dir = models / (f"{first.name}-quick" if quick else f"{first.name}-seed{seed}")
+        first_dir = models / run_name(first.name, quick=quick, seed=seed, tag=tag)
         if not (first_dir / "config.json").exists():
             run_task(first, quick=quick, seed=seed, configs=configs, models=models, results=results,
-                     overrides=overrides)
+                     overrides=overrides, tag=tag)
         settings["base_model"] = str(first_dir)
     cfg = RunConfig.from_yaml(configs / f"{task.name}.yaml", settings)
     if quick:  # the slice keeps the corpus's label set (a rare label may be missing from it)
@@ -129,8 +142,7 @@ def run_task(task: BenchTask, *, quick: bool, seed: int, configs: Path, models: 
         "base_model": cfg.base_model,
     }
     results.mkdir(parents=True, exist_ok=True)
-    name = f"{task.name}-quick.json" if quick else f"{task.name}-seed{seed}.json"
-    with atomic_write(results / name) as handle:
+    with atomic_write(results / (run_name(task.name, quick=quick, seed=seed, tag=tag) + ".json")) as handle:
         json.dump(row, handle, indent=2)
     return row
 
@@ -165,11 +177,18 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(tasks: list[str] | None = None, *, quick: bool = False, seeds: list[int] | None = None,
-        root: Path = Path(".")) -> tuple[list[dict[str, Any]], str]:
+        root: Path = Path("."), base_model: str | None = None,
+        overrides: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], str]:
+    """Every selected task and seed; ``base_model`` (a directory or a built name such as
+    medtune-minilm-med) replaces each config's base model, and names the results after it."""
     selected = [task_by_name(n) for n in tasks] if tasks else list(TASKS)
+    extra = dict(overrides or {})
+    if base_model is not None:
+        extra["base_model"] = base_model
     rows = []
     for task in selected:
         for seed in seeds or [42]:
             rows.append(run_task(task, quick=quick, seed=seed, configs=root / "configs",
-                                 models=root / "models" / "bench", results=root / "benchmarks" / "results"))
+                                 models=root / "models" / "bench", results=root / "benchmarks" / "results",
+                                 overrides=extra, tag=base_model_tag(base_model)))
     return rows, table(rows)

@@ -1,13 +1,13 @@
 """The ``medtune`` command: a thin typer layer over the library.
 
 ``app`` (the typer application and the one error boundary), ``options`` (checks and parsing shared by
-the commands), ``commands`` (train, evaluate, predict, analyze, export, pretrain, bench), ``trust`` (compare, card) and ``corpora``
+the commands), ``commands`` (train, evaluate, predict, analyze, export, bench), ``pretrain``, ``trust`` (compare, card) and ``corpora``
 (``datasets`` and ``link``). Importing this package registers every command.
 """
 
 from __future__ import annotations
 
-from medtune.cli import commands, corpora, deid_tune, federate, trust  # noqa: F401  (registers the commands)
+from medtune.cli import commands, corpora, deid_tune, federate, pretrain, trust  # noqa: F401  (registers the commands)
 from medtune.batch.command import batch_command
 from medtune.cli.app import app
 from medtune.deid.command import deid_command

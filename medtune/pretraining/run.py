@@ -108,6 +108,10 @@ class BudgetCallback(TrainerCallback):
         self.start = time.perf_counter()
         self.stopped_by: str | None = None
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.perf_counter()  # loading, packing and the first held-out loss do not count
+        return control
+
     def on_step_end(self, args, state, control, **kwargs):
         if self.seconds is not None and time.perf_counter() - self.start >= self.seconds:
             self.stopped_by = "time_budget"

@@ -38,6 +38,7 @@ from medtune import datasets  # noqa: E402
 from medtune.document import Document  # noqa: E402
 from medtune.evaluation.coding import coding_metrics, mean_average_precision, ranking  # noqa: E402
 from medtune.fileutils import atomic_write  # noqa: E402
+from medtune.runtime import cpu_name  # noqa: E402
 from medtune.tasks.coding import tune_threshold  # noqa: E402
 
 TARGET_MAP, TARGET_MARGIN = 0.55, 0.05
@@ -141,7 +142,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "coding", "data": args.data, "split": args.split, "code_system": SYSTEMS[args.data],
         "documents": {k: len(v) for k, v in docs.items()},
-        "date": dt.date.today().isoformat(), "cpu": platform.processor() or platform.machine(),
+        "date": dt.date.today().isoformat(), "cpu": cpu_name(), "python": platform.python_version(),
         "targets": {"map": TARGET_MAP, "margin_over_baseline": TARGET_MARGIN},
     }
     evaluated = docs[args.split]

@@ -8,12 +8,16 @@ are never selected (and any id in ``tokenizer.all_special_ids`` is refused as we
   are covered; all pieces of a word or none.
 * ``span``: span lengths in words are drawn from a geometric distribution (``span_p``, clipped at
   ``span_max_words``; SpanBERT: p = 0.2, at most 10), each span starts at a random word, and spans
-  are added until the budget is reached; a span is contiguous words, never crossing a special token.
+  are added until the budget is reached; a span is contiguous words, never crossing a special token
+  (a span that would reach past a [SEP] is cut there, and one over an already masked word is redrawn).
 * ``token``: ``probability`` of the pieces, independently of words (BERT's original recipe).
 
 Each selected token is replaced by [MASK] (``mask_fraction``, 80 %), by a random non-special token
 (``random_fraction``, 10 %) or kept (the rest), and is a label; every other label is -100.
-The random state comes from torch's generator (seeded by the Trainer and restored on ``--resume``).
+The random state comes from torch's global generator (seeded by the Trainer, saved in each checkpoint and
+restored on ``--resume``); it is drawn only for batches that are masked here, never for the held-out
+batches (masked once, :meth:`MaskingCollator.premask`). The order of the blocks does not depend on it:
+the training sampler has its own generator (:class:`medtune.pretraining.run.SeededLengthGroupedSampler`).
 """
 
 from __future__ import annotations
@@ -80,11 +84,11 @@ def select(word_ids: Sequence[int], special: Sequence[bool], cfg: MaskingConfig,
             break
         length = min(int(rng.geometric(cfg.span_p)), cfg.span_max_words, len(words))
         start = int(rng.integers(0, len(words) - length + 1))
-        if taken[start:start + length].any():
-            continue
-        # a span never crosses a special token: its words must be adjacent in the block
+        # a span never crosses a special token: it is cut before the first word not adjacent to the last
         span = words[start:start + length]
-        if any(span[k + 1][0] != span[k][-1] + 1 for k in range(len(span) - 1)):
+        cut = next((k + 1 for k in range(len(span) - 1) if span[k + 1][0] != span[k][-1] + 1), len(span))
+        span, length = span[:cut], cut
+        if taken[start:start + length].any():
             continue
         taken[start:start + length] = True
         for piece in span:
@@ -131,7 +135,7 @@ class MaskingCollator:
         return out
 
     def __call__(self, features: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+        rng: np.random.Generator | None = None  # drawn at the first block to mask: held-out batches draw nothing
         width = max(len(f["input_ids"]) for f in features)
         ids = np.full((len(features), width), self.pad_id, dtype=np.int64)
         labels = np.full((len(features), width), IGNORE, dtype=np.int64)
@@ -140,6 +144,8 @@ class MaskingCollator:
             if "labels" in f:
                 masked, lab = f["input_ids"], f["labels"]
             else:
+                if rng is None:
+                    rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
                 masked, lab = self.mask(f["input_ids"], f["word_ids"], rng)
             n = len(masked)
             ids[row, :n], labels[row, :n], attention[row, :n] = masked, lab, 1

@@ -18,6 +18,7 @@ fit in tens of megabytes. Word ids are -1 at special tokens, which are therefore
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -89,6 +90,11 @@ class PackedBlocks:
     text_tokens: int  # tokens of document text (special tokens not counted)
     cross_document: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the last document whose tokens are in each block (== ``block_doc`` in document-aligned packing)
+    block_last_doc: np.ndarray | None = None
+
+    def last_docs(self) -> np.ndarray:
+        return self.block_doc if self.block_last_doc is None else self.block_last_doc
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -132,17 +138,19 @@ def pack(tokenizer: Any, texts: Iterable[str], max_length: int, *, cross_documen
     words: list[np.ndarray] = []
     lengths: list[int] = []
     block_doc: list[int] = []
+    block_last: list[int] = []
     documents = text_tokens = 0
     stream_ids: list[int] = []
     stream_words: list[int] = []
-    stream_first_doc = 0
+    stream_docs: list[int] = []  # the document of every stream token (its closing [SEP] included)
     word_base = 0
 
-    def emit(ids: Sequence[int], wids: Sequence[int], doc: int) -> None:
+    def emit(ids: Sequence[int], wids: Sequence[int], doc: int, last: int | None = None) -> None:
         tokens.append(np.asarray([cls_id, *ids, sep_id], dtype=np.int32))
         words.append(np.asarray([SPECIAL, *wids, SPECIAL], dtype=np.int32))
         lengths.append(len(ids) + 2)
         block_doc.append(doc)
+        block_last.append(doc if last is None else last)
 
     for doc, (ids, wids) in enumerate(tokenize_documents(tokenizer, texts)):
         documents += 1
@@ -153,46 +161,71 @@ def pack(tokenizer: Any, texts: Iterable[str], max_length: int, *, cross_documen
             for a, b in word_aligned_pieces(wids, body):
                 emit(ids[a:b], wids[a:b], doc)
             continue
-        if not stream_ids:
-            stream_first_doc = doc
         stream_ids.extend(ids)
         stream_ids.append(sep_id)
         stream_words.extend(w + word_base for w in wids)
         stream_words.append(SPECIAL)
+        stream_docs.extend([doc] * (len(ids) + 1))
         word_base += max(wids) + 1
         while len(stream_ids) >= body:
-            emit(stream_ids[:body], stream_words[:body], stream_first_doc)
-            stream_ids, stream_words = stream_ids[body:], stream_words[body:]
-            stream_first_doc = doc
+            emit(stream_ids[:body], stream_words[:body], stream_docs[0], stream_docs[body - 1])
+            stream_ids, stream_words, stream_docs = stream_ids[body:], stream_words[body:], stream_docs[body:]
     if cross_document and len(stream_ids) > body // 4:  # keep a long enough tail
-        emit(stream_ids, stream_words, stream_first_doc)
+        emit(stream_ids, stream_words, stream_docs[0], stream_docs[-1])
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     empty = np.zeros(0, dtype=np.int32)
     return PackedBlocks(tokens=np.concatenate(tokens) if tokens else empty,
                         words=np.concatenate(words) if words else empty, offsets=offsets,
                         block_doc=np.asarray(block_doc, dtype=np.int64), documents=documents,
-                        text_tokens=text_tokens, cross_document=cross_document)
+                        text_tokens=text_tokens, cross_document=cross_document,
+                        block_last_doc=np.asarray(block_last, dtype=np.int64))
 
 
-def held_out_split(blocks: PackedBlocks, fraction: float, max_blocks: int, seed: int) -> tuple[list[int], list[int]]:
-    """``(train, held_out)`` block indices; held-out blocks are those of a seeded random share of the
-    documents (so no document is on both sides; in stream packing a block counts for its first document)."""
+def _doc_order(docs: np.ndarray, seed: int, doc_keys: Sequence[str] | None) -> list[int]:
+    """Documents in a seeded order that depends on each document's key (its text hash), not on its
+    position: the same documents come first when the corpus is read in another order or grows.
+    Without keys, a seeded shuffle of the positions (the split of checkpoints of an earlier medtune)."""
+    if doc_keys is None:
+        order = docs.copy()
+        np.random.default_rng(seed).shuffle(order)
+        return [int(d) for d in order]
+
+    def rank(d: int) -> bytes:
+        return hashlib.blake2b(f"{seed}\x00{doc_keys[d]}".encode(), digest_size=8).digest()
+
+    return sorted((int(d) for d in docs), key=rank)
+
+
+def held_out_split(blocks: PackedBlocks, fraction: float, max_blocks: int, seed: int,
+                   doc_keys: Sequence[str] | None = None) -> tuple[list[int], list[int]]:
+    """``(train, held_out)`` block indices: the blocks of a share of the documents, chosen in the order
+    of a seeded hash of ``doc_keys[d]`` (each document's text hash; a seeded shuffle when None),
+    until ``fraction`` of the blocks (at most ``max_blocks``) are held out.
+
+    No document's text is on both sides. In stream packing (``cross_document=True``) a block can hold
+    the end of one document and the start of the next: a block with a held-out document and another one
+    is used on neither side.
+    """
     n = len(blocks)
     if fraction <= 0 or n < 2:
         return list(range(n)), []
-    docs = np.unique(blocks.block_doc)
-    rng = np.random.default_rng(seed)
-    rng.shuffle(docs)
+    first, last = blocks.block_doc, blocks.last_docs()
+    docs = np.unique(np.concatenate([first, last]))
+    per_doc = np.bincount(first, minlength=int(last.max()) + 1)
+    target = min(max_blocks, max(1, int(round(fraction * n))))
     chosen: set[int] = set()
     count = 0
-    per_doc = np.bincount(blocks.block_doc, minlength=int(blocks.block_doc.max()) + 1)
-    target = min(max_blocks, max(1, int(round(fraction * n))))
-    for d in docs:
+    for d in _doc_order(docs, seed, doc_keys):
         if count >= target or len(chosen) + 1 >= len(docs):
             break
-        chosen.add(int(d))
+        chosen.add(d)
         count += int(per_doc[d])
-    held = [i for i in range(n) if int(blocks.block_doc[i]) in chosen]
-    train = [i for i in range(n) if int(blocks.block_doc[i]) not in chosen]
+    train, held = [], []
+    for i in range(n):
+        inside = [d in chosen for d in range(int(first[i]), int(last[i]) + 1)]
+        if not any(inside):
+            train.append(i)
+        elif all(inside):
+            held.append(i)
     return train, held[:max_blocks]

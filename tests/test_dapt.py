@@ -12,9 +12,9 @@ from medtune.cli import app
 from medtune.config import RunConfig
 from medtune.io.jsonl import write_jsonl
 from medtune.pretraining.config import CorpusConfig, MaskingConfig, PretrainConfig, PretrainError
-from medtune.pretraining.corpus import Corpus, build_corpus, normalise
+from medtune.pretraining.corpus import Corpus, build_corpus, normalise, text_hash
 from medtune.pretraining.masking import IGNORE, MaskingCollator, select
-from medtune.pretraining.packing import SPECIAL, pack
+from medtune.pretraining.packing import SPECIAL, held_out_split, pack
 from medtune.pretraining.run import checkpoint_dir, pretrain
 from medtune.training import train
 
@@ -58,26 +58,49 @@ def test_whole_word_masking_takes_all_pieces_of_a_word_and_never_special_tokens(
     assert multi_piece_masked > 0  # the test saw multi-piece words being masked whole
 
 
-def test_span_masking_masks_runs_of_contiguous_whole_words(tiny_tokenizer):
-    blocks = _blocks(tiny_tokenizer, max_length=64)
-    cfg = MaskingConfig(strategy="span", probability=0.3, span_p=0.3)
-    rng = np.random.default_rng(1)
-    longest = 0
+def _mean_run_length(blocks, cfg, seed, draws=10):
+    """Mean length, in words, of the runs of consecutive masked words (whole words checked on the way)."""
+    rng = np.random.default_rng(seed)
+    runs = []
     for i in range(len(blocks)):
         b = blocks[i]
         words = _words(b["word_ids"])
         order = sorted(words)
-        for _ in range(10):
+        for _ in range(draws):
             chosen = select(b["word_ids"], [False] * len(b["word_ids"]), cfg, rng)
             assert not chosen[0] and not chosen[-1]  # [CLS], [SEP]
-            masked = [w for w in order if chosen[words[w][0]]]
+            masked = {w for w in order if chosen[words[w][0]]}
             assert all(all(chosen[j] for j in words[w]) for w in masked)  # whole words
-            run = best = 0
-            for a, w in enumerate(order):  # the longest run of consecutive masked words
-                run = run + 1 if w in masked else 0
-                best = max(best, run)
-            longest = max(longest, best)
-    assert longest >= 3  # spans of several words, not isolated words
+            run, prev = 0, None
+            for w in order + [None]:
+                if w in masked and (run == 0 or words[w][0] == words[prev][-1] + 1):
+                    run += 1
+                else:
+                    if run:
+                        runs.append(run)
+                    run = 1 if w in masked else 0
+                prev = w
+    return float(np.mean(runs))
+
+
+def test_span_masking_masks_runs_of_contiguous_whole_words_longer_than_whole_word_masking(tiny_tokenizer):
+    blocks = _blocks(tiny_tokenizer, max_length=64)
+    span = _mean_run_length(blocks, MaskingConfig(strategy="span", probability=0.15, span_p=0.2), seed=1)
+    whole = _mean_run_length(blocks, MaskingConfig(strategy="whole_word", probability=0.15), seed=1)
+    # SpanBERT: spans of ~3.8 words at p = 0.2 (clipped at 10); words picked one by one rarely touch
+    assert whole < 1.8 and span > 3.0 and span > 2 * whole
+
+
+def test_a_span_never_crosses_a_sep_and_is_cut_there():
+    """``[CLS] w0 [SEP] w1 [SEP]`` (stream packing): spans are mostly drawn 2 words long, and a span over
+    the [SEP] would mask both words; a span cut at the [SEP] masks one, in every draw."""
+    word_ids = [SPECIAL, 0, SPECIAL, 1, SPECIAL]
+    special = [True, False, True, False, True]
+    cfg = MaskingConfig(strategy="span", probability=0.5, span_p=0.05)
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        chosen = select(word_ids, special, cfg, rng)
+        assert chosen[1] + chosen[3] == 1 and not chosen[[0, 2, 4]].any()
 
 
 def test_collator_replaces_80_10_10_and_labels_only_the_selected_tokens(tiny_tokenizer):
@@ -86,19 +109,30 @@ def test_collator_replaces_80_10_10_and_labels_only_the_selected_tokens(tiny_tok
     features = [blocks[i % len(blocks)] for i in range(200)]
     batch = collator(features)
     labels, ids = batch["labels"].numpy(), batch["input_ids"].numpy()
-    chosen = labels != IGNORE
-    pad = batch["attention_mask"].numpy() == 0
-    assert not chosen[pad].any() and not chosen[:, 0].any()
-    original = np.full(ids.shape, -1)
+    # what each position was, and which are special, from the features (not from the labels)
+    original = np.full(ids.shape, tiny_tokenizer.pad_token_id)
+    special = np.ones(ids.shape, dtype=bool)
     for row, f in enumerate(features):
-        original[row, :len(f["input_ids"])] = f["input_ids"]
-    assert (labels[chosen] == original[chosen]).all()
-    assert (ids[~chosen & ~pad] == original[~chosen & ~pad]).all()  # nothing else changes
-    masked = (ids[chosen] == tiny_tokenizer.mask_token_id).mean()
-    kept = (ids[chosen] == original[chosen]).mean()
-    assert 0.7 < masked < 0.9 and 0.03 < kept < 0.2
-    assert not np.isin(ids[chosen & (ids != tiny_tokenizer.mask_token_id)],
-                       [tiny_tokenizer.cls_token_id, tiny_tokenizer.sep_token_id, tiny_tokenizer.pad_token_id]).any()
+        n = len(f["input_ids"])
+        original[row, :n] = f["input_ids"]
+        special[row, :n] = np.isin(f["input_ids"], tiny_tokenizer.all_special_ids)
+    assert special[:, 0].all()
+    sep_positions = original == tiny_tokenizer.sep_token_id
+    assert sep_positions.sum() == len(features)  # one [SEP] per block, its last token
+    assert (labels[special] == IGNORE).all() and (labels[sep_positions] == IGNORE).all()  # [CLS], [SEP], [PAD]
+    assert (ids[special] == original[special]).all()  # special tokens are never replaced
+    changed = ids != original
+    assert (labels[changed] == original[changed]).all()  # every replaced token is a label of its original
+    labelled = labels != IGNORE
+    assert (labels[labelled] == original[labelled]).all()
+    assert (ids[~labelled] == original[~labelled]).all()  # unlabelled tokens are untouched
+    share = labelled.sum() / (~special).sum()
+    assert 0.27 < share < 0.33  # 30 % of the non-special tokens are predicted
+    to_mask = ids[labelled] == tiny_tokenizer.mask_token_id
+    kept = ids[labelled] == original[labelled]
+    random = ~to_mask & ~kept
+    assert 0.75 < to_mask.mean() < 0.85 and 0.06 < kept.mean() < 0.14 and 0.06 < random.mean() < 0.14
+    assert not np.isin(ids[labelled & (ids != tiny_tokenizer.mask_token_id)], tiny_tokenizer.all_special_ids).any()
 
 
 def test_document_aligned_packing_never_puts_two_documents_in_a_block(tiny_tokenizer):
@@ -128,6 +162,34 @@ def test_stream_packing_separates_documents_by_sep(tiny_tokenizer):
         expected += tiny_tokenizer(text, add_special_tokens=False)["input_ids"] + [tiny_tokenizer.sep_token_id]
     assert stream == expected[:len(stream)] and len(stream) > len(expected) * 0.9
     assert all(len(blocks[i]["input_ids"]) == 16 for i in range(len(blocks) - 1))
+
+
+@pytest.mark.parametrize("cross_document", [False, True])
+def test_held_out_documents_are_never_in_a_training_block(tiny_tokenizer, cross_document):
+    texts = [f"{TEXTS[i % 4]} Case {i}." for i in range(30)]
+    blocks = pack(tiny_tokenizer, texts, 24, cross_document=cross_document)
+    train, held = held_out_split(blocks, 0.2, 512, seed=7, doc_keys=[text_hash(t) for t in texts])
+    assert held and train and not set(train) & set(held)
+
+    def docs_of(indices):  # every document with a token in these blocks, from the token stream itself
+        out = set()
+        for i in indices:
+            out |= set(range(int(blocks.block_doc[i]), int(blocks.last_docs()[i]) + 1))
+        return out
+
+    assert not docs_of(train) & docs_of(held)
+    if cross_document:  # blocks do span two documents here, and the stream's boundaries are where [SEP]s are
+        assert any(blocks.last_docs()[i] > blocks.block_doc[i] for i in range(len(blocks)))
+        # a [SEP] inside a block, but not as its last text token, is where the block's next document starts
+        seps = sum(blocks[i]["input_ids"][1:-2].count(tiny_tokenizer.sep_token_id) for i in range(len(blocks)))
+        assert seps == int(sum(blocks.last_docs() - blocks.block_doc))
+    # the same documents are held out when the corpus comes in another order
+    order = list(range(len(texts)))[::-1]
+    again = pack(tiny_tokenizer, [texts[i] for i in order], 24, cross_document=False)
+    _, held_again = held_out_split(again, 0.2, 512, seed=7, doc_keys=[text_hash(texts[i]) for i in order])
+    first = pack(tiny_tokenizer, texts, 24, cross_document=False)
+    _, held_first = held_out_split(first, 0.2, 512, seed=7, doc_keys=[text_hash(t) for t in texts])
+    assert {order[int(again.block_doc[i])] for i in held_again} == {int(first.block_doc[i]) for i in held_first}
 
 
 # ------------------------------------------------------------------ the corpus and its exclusions
@@ -176,6 +238,65 @@ def test_test_documents_are_absent_from_the_corpus_whatever_corpus_brings_them(f
     assert "hoc" in corpus.card["test_splits_not_found"]
     for t in corpus.texts:  # no test sentence of any length survives
         assert normalise(A[1]) not in normalise(t) and "atp7b" not in normalise(t)
+
+
+def test_a_test_split_of_a_corpus_not_named_is_still_excluded(fake_data):
+    corpus = build_corpus(CorpusConfig(corpora=["bc5cdr"]), data_dir=fake_data)  # ncbi-disease is not named
+    kept = {normalise(t) for t in corpus.texts}
+    assert normalise(" ".join(A)) not in kept  # the NCBI test abstract in BC5CDR's train split
+    assert corpus.card["corpora"]["bc5cdr"]["dropped_test_text"] == 1
+    assert corpus.card["corpora"]["bc5cdr"]["dropped_test_id"] == 1  # PMID 111, an NCBI test PMID
+    assert "ncbi-disease" in corpus.card["test_splits_checked"] and "ncbi-disease" not in corpus.card["corpora"]
+    assert kept == {normalise(" ".join(CLEAN)), normalise(" ".join(TRAIN))}
+
+
+ARTICLE = ["The spike protein of the coronavirus binds the receptor of the host cell in the airway.",
+           "In this cohort the incubation period was five days on average, with a long tail of cases.",
+           "Masks and distancing reduced the transmission in the households that were followed here."]
+
+
+def _covid_qa(root, articles):
+    """A COVID-QA file: ``articles`` is ``[(document_id, paragraphs, questions)]``."""
+    data = []
+    for doc_id, paragraphs, questions in articles:
+        context = "\n\n".join(paragraphs)
+        qas = [{"question": q, "id": f"{doc_id}-{k}", "is_impossible": False,
+                "answers": [{"text": context[:3], "answer_start": 0}]}
+               for k, q in enumerate(questions)]
+        data.append({"title": doc_id, "paragraphs": [{"context": context, "document_id": int(doc_id), "qas": qas}]})
+    (root / "covid_qa").mkdir(parents=True, exist_ok=True)
+    (root / "covid_qa" / "200423_covidQA.json").write_text(json.dumps({"data": data}), encoding="utf-8")
+
+
+def test_a_test_article_under_several_questions_is_not_boilerplate(tmp_path):
+    from medtune.datasets.qa import article_split
+
+    ids = [str(i) for i in range(1, 60)]
+    test_id = next(i for i in ids if article_split(i) == "test")
+    train_ids = [i for i in ids if article_split(i) == "train"][:2]
+    changed = ["A different first paragraph about ventilators in the intensive care units of the city.", *ARTICLE[1:]]
+    other = ["An unrelated training article about hand washing in schools, which no test article shares.",
+             "It has a second paragraph about soap and water and the time children spend at the sinks."]
+    _covid_qa(tmp_path, [(test_id, ARTICLE, ["What binds?", "How long is the incubation?", "What reduced it?"]),
+                         (train_ids[0], changed, ["What was used?"]), (train_ids[1], other, ["Where?"])])
+    corpus = build_corpus(CorpusConfig(corpora=["covid-qa"]), data_dir=tmp_path)
+    kept = " ".join(normalise(t) for t in corpus.texts)
+    assert normalise(ARTICLE[1]) not in kept  # the copy with one paragraph changed is dropped, by a sentence
+    assert normalise(other[0]) in kept
+    assert corpus.card["corpora"]["covid-qa"]["dropped_test_sentence"] == 1
+    assert corpus.card["test_boilerplate_sentences_not_used"] == 0
+
+
+def test_a_sentence_in_three_different_test_texts_is_boilerplate(tmp_path):
+    template = "This condition is inherited in an autosomal recessive pattern in most families."
+    ncbi = tmp_path / "ncbi_disease" / "original-data"
+    _pubtator(ncbi / "test" / "NCBItestset_corpus.txt",
+              [(str(200 + k), f"Disease {k}.", f"Disease {k} is rare in group {k}. {template}") for k in range(3)])
+    _pubtator(ncbi / "train" / "NCBItrainset_corpus.txt", [("300", "Another disease.", f"It is common. {template}")])
+    _pubtator(ncbi / "devel" / "NCBIdevelopset_corpus.txt", [("301", *CLEAN)])
+    corpus = build_corpus(CorpusConfig(corpora=["ncbi-disease"]), data_dir=tmp_path)
+    assert any(normalise(template) in normalise(t) for t in corpus.texts)  # the template says nothing: kept
+    assert corpus.card["test_boilerplate_sentences_not_used"] == 1
 
 
 def test_dry_run_prints_counts_and_no_text(fake_data, monkeypatch, tiny_model_dir):
@@ -306,3 +427,16 @@ def test_bench_names_adapted_runs_after_their_base_model():
     assert run_name("ncbi-disease", quick=False, seed=1) == "ncbi-disease-seed1"
     tag = base_model_tag("models/medtune-minilm-med/")
     assert run_name("ncbi-disease", quick=False, seed=1, tag=tag) == "ncbi-disease-seed1-medtune-minilm-med"
+
+
+def test_bench_tags_of_two_folders_of_one_name_differ_and_the_built_name_keeps_its_tag(tmp_path, monkeypatch):
+    from medtune.bench import base_model_tag
+
+    monkeypatch.setenv("MEDTUNE_MODELS_DIR", str(tmp_path / "models"))
+    a, b = tmp_path / "a" / "dapt", tmp_path / "b" / "dapt"
+    a.mkdir(parents=True)
+    b.mkdir(parents=True)
+    assert base_model_tag(str(a)) != base_model_tag(str(b))
+    assert base_model_tag(str(a)).startswith("-dapt-") and base_model_tag(str(a)) == base_model_tag(str(a) + "/")
+    assert base_model_tag("medtune-minilm-med") == "-medtune-minilm-med"
+    assert base_model_tag(str(tmp_path / "models" / "medtune-minilm-med")) == "-medtune-minilm-med"

@@ -16,7 +16,9 @@ read (``medtune datasets list``); from its test documents come
 * the hash of the normalised text (lower case, letters and digits only: tokenised and raw copies of
   an abstract agree) and the hash of each of its sentences of at least ``exclusion_min_chars``
   normalised characters, unless that sentence is in ``BOILERPLATE_DOCS`` (3) or more different test
-  documents (template text such as MedQuAD's inheritance sentences, which says nothing about a document).
+  texts (template text such as MedQuAD's inheritance sentences, which says nothing about a document).
+  Texts, not documents, are counted (the hash of ``doc.text``): COVID-QA has one document per question
+  over one article, NegEx one per concept of a sentence, and their sentences are not boilerplate.
 
 A training document is dropped when it shares an id, its text hash or one long sentence with any test
 document, whichever corpus it comes from (an NCBI test abstract arriving through another corpus's train
@@ -29,7 +31,9 @@ no effect). Corpora absent from the data directory are listed in the card as not
 abstract is in NCBI, BC5CDR, PubMedQA...; COVID-QA repeats its article for every question).
 
 Nothing here logs or returns text: only counts, ids and hashes (physionet-deid notes may be used for
-local training, never printed).
+local training, never printed). The card lists the corpora of clinical notes that gave text
+(``clinical_notes``, :data:`CLINICAL_NOTE_CORPORA`): a model pretrained on them has read patients' notes
+and may be shared only as the notes' licence allows.
 """
 
 from __future__ import annotations
@@ -58,6 +62,14 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 #: A sentence found in this many different test documents is boilerplate (MedQuAD's "This condition is
 #: inherited in an autosomal recessive pattern, ..."), not a sign of a test document: not used.
 BOILERPLATE_DOCS = 3
+#: Named corpora of patients' clinical notes, and what a model pretrained on them may be used for.
+CLINICAL_NOTE_CORPORA = {
+    "physionet-deid": "PhysioNet deid nursing notes (real ICU notes whose PHI was replaced by surrogates; GNU GPL 2.0 "
+                      "/ PhysioNet deid 1.1 terms, never try to re-identify anyone)",
+}
+CLINICAL_NOTES_NOTICE = ("this model was pretrained on clinical notes of patients ({names}; surrogate PHI): it has "
+                         "read them and may reproduce fragments; keep it, and every model fine-tuned from it, within "
+                         "the notes' licence and data-use terms, and do not share it outside them")
 
 
 def normalise(text: str) -> str:
@@ -114,7 +126,7 @@ class TestIndex:
     ids: set[str] = field(default_factory=set)
     texts: set[str] = field(default_factory=set)
     sentences: set[str] = field(default_factory=set)
-    boilerplate: int = 0  # sentence hashes left out: in BOILERPLATE_DOCS or more test documents
+    boilerplate: int = 0  # sentence hashes left out: in BOILERPLATE_DOCS or more different test texts
     checked: list[str] = field(default_factory=list)
     not_found: list[str] = field(default_factory=list)
 
@@ -133,13 +145,13 @@ def test_index(min_chars: int, data_dir: str | Path | None = None) -> TestIndex:
         index.checked.append(spec.name)
         for doc in docs:
             index.ids |= document_ids(doc, spec.folder)
-            key = f"{spec.folder}:{doc.id}"  # the views of one corpus count once
+            key = text_hash(doc.text)  # a text under several questions or concepts, or in several views, counts once
             for text in [document_text(doc), *_texts(doc)]:
                 index.texts.add(text_hash(text))
                 for h in sentence_hashes(text, min_chars):
                     seen_in.setdefault(h, set()).add(key)
-    for h, docs_with in seen_in.items():
-        if len(docs_with) >= BOILERPLATE_DOCS:
+    for h, texts_with in seen_in.items():
+        if len(texts_with) >= BOILERPLATE_DOCS:
             index.boilerplate += 1
         else:
             index.sentences.add(h)
@@ -246,8 +258,10 @@ def build_corpus(cfg: CorpusConfig, data_dir: str | Path | None = None) -> Corpu
     if not texts:
         raise PretrainError("no text left to pretrain on after the exclusions and deduplication",
                             fix="name corpora with training text in corpus.corpora (or --data)")
+    clinical = [name for name in CLINICAL_NOTE_CORPORA if sources.get(name, {}).get("documents")]
     card = {
         "corpora": sources, "splits": list(cfg.splits), "documents": len(texts),
+        "clinical_notes": clinical,
         "characters": sum(len(t) for t in texts), "dropped": dict(dropped),
         "excluded_test_ids": len(index.ids), "excluded_test_ids_file": "excluded_test_ids.txt",
         "test_text_hashes": len(index.texts), "test_sentence_hashes": len(index.sentences),
@@ -265,5 +279,5 @@ def refuse_test_split(splits: Iterable[str]) -> None:
                             fix="use --split train (or corpus.splits: [train, dev])")
 
 
-__all__ = ["Corpus", "TestIndex", "build_corpus", "document_ids", "normalise", "refuse_test_split",
+__all__ = ["CLINICAL_NOTE_CORPORA", "Corpus", "TestIndex", "build_corpus", "document_ids", "normalise", "refuse_test_split",
            "sentence_hashes", "test_index", "text_hash"]

@@ -9,6 +9,7 @@ full run sees it), so that a slice that lacks a rare label still trains a model 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -17,8 +18,9 @@ from typing import Any
 
 from medtune.config import RunConfig
 from medtune.data import load_split
-from medtune.errors import ConfigError
+from medtune.errors import ConfigError, MedtuneError
 from medtune.fileutils import atomic_write
+from medtune.models.encoder import BUILT_BASE_MODELS, models_dir, pretraining_status, resolve_base_model
 from medtune.runtime import cpu_name
 from medtune.tasks.registry import task_class
 from medtune.training import train
@@ -97,11 +99,33 @@ def corpus_label_options(cfg: Any) -> dict[str, Any]:
 
 
 def base_model_tag(base_model: str | None) -> str:
-    """The suffix of result and model names trained from another base model ('' for the default)."""
+    """The suffix of result and model names trained from another base model ('' for the default).
+
+    A base model built here (``medtune-minilm-med``), by its name or its directory in
+    ``$MEDTUNE_MODELS_DIR``, is ``-<name>``; any other directory or hub id adds a short hash of its
+    resolved path (``-<last component>-<6 hex>``), so that two folders of one name do not share results.
+    """
     if base_model is None:
         return ""
     name = Path(base_model.rstrip("/")).name or "base"
-    return "-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    if base_model in BUILT_BASE_MODELS:
+        return "-" + safe
+    resolved = Path(base_model).expanduser().resolve()
+    if name in BUILT_BASE_MODELS and resolved == (models_dir() / name).resolve():
+        return "-" + safe
+    where = str(resolved) if Path(base_model).expanduser().exists() else base_model
+    return f"-{safe}-{hashlib.blake2b(where.encode(), digest_size=3).hexdigest()}"
+
+
+def base_model_pretraining(base_model: str | None) -> dict[str, Any] | None:
+    """``{steps, max_steps, complete, date}`` of a base model written by ``medtune pretrain`` (None otherwise)."""
+    if base_model is None:
+        return None
+    try:
+        return pretraining_status(resolve_base_model(base_model))
+    except MedtuneError:
+        return None
 
 
 def run_name(task_name: str, *, quick: bool, seed: int, tag: str = "") -> str:
@@ -139,7 +163,9 @@ def run_task(task: BenchTask, *, quick: bool, seed: int, configs: Path, models: 
         "metrics": {k: test[k] for k in task.metrics if k in test},
         "test": test, "dev_f1": result.metrics.get("dev", {}).get("f1"),
         "anchors": {"bert_base": task.bert, "pubmedbert": task.pubmedbert}, "split_note": task.split_note,
-        "base_model": cfg.base_model,
+        "base_model": cfg.base_model, "config": str(configs / f"{task.name}.yaml"),
+        "overrides": {k: v for k, v in (overrides or {}).items() if k != "base_model"},
+        "base_model_pretraining": base_model_pretraining((overrides or {}).get("base_model", cfg.base_model)),
     }
     results.mkdir(parents=True, exist_ok=True)
     with atomic_write(results / (run_name(task.name, quick=quick, seed=seed, tag=tag) + ".json")) as handle:

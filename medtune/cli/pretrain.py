@@ -88,7 +88,8 @@ def pretrain(
     card = run_pretraining(cfg, out, resume=resume)
     summary = {k: card[k] for k in ("base_model", "fresh_head", "head_warmup_steps", "steps", "max_steps",
                                    "complete", "stopped_by", "tokens_seen", "hours", "peak_rss_mb",
-                                   "held_out_losses", "train_loss", "bf16", "output_dir") if k in card}
+                                   "held_out_losses", "train_loss", "bf16", "clinical_notes", "sharing",
+                                   "output_dir") if k in card}
     summary["corpus"] = {k: card["corpus"][k] for k in ("documents", "characters", "tokens", "blocks",
                                                          "excluded_test_ids", "dropped") if k in card["corpus"]}
     typer.echo(json.dumps(summary, indent=2))

@@ -3,12 +3,15 @@
 ``base_model`` is the packaged default model, a local Hugging Face directory, a directory written by
 ``medtune train`` (its fine-tuned encoder, head left behind) or a hub id (online only). Weights are read
 from safetensors only; nothing in a model folder is executed (``trust_remote_code`` is never set).
+A directory written by ``medtune pretrain`` whose ``pretraining.json`` says ``complete: false`` (stopped
+by its time budget) is used, with a warning naming the steps done (:func:`pretraining_status`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -20,7 +23,11 @@ from medtune.errors import ModelError
 from medtune.models.files import (WEIGHTS_NAME, check_model_dir, check_safetensors, find_weights,
                                   load_encoder_config, load_state_checked, read_config_json, read_safetensors)
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: The card ``medtune pretrain`` writes into its model directory.
+PRETRAINING_CARD = "pretraining.json"
 
 #: Base models built here rather than installed: name -> the command that builds it (docs/pretraining.md).
 #: ``base_model: medtune-minilm-med`` is ``$MEDTUNE_MODELS_DIR/medtune-minilm-med`` (default ``models/``).
@@ -46,7 +53,35 @@ def built_base_model(name: str) -> str:
             fix=f"run `{BUILT_BASE_MODELS[name]}` (resumable), or set MEDTUNE_MODELS_DIR to the folder that "
                 f"holds {name}/")
     check_model_dir(path, "base_model")
+    _warn_if_unfinished(path)
     return str(path)
+
+
+def pretraining_status(directory: str | Path) -> dict[str, object] | None:
+    """``{steps, max_steps, complete, date}`` from the ``pretraining.json`` of a directory written by
+    ``medtune pretrain``; None for any other directory (or an unreadable card)."""
+    try:
+        card = json.loads((Path(directory) / PRETRAINING_CARD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(card, dict):
+        return None
+    return {k: card.get(k) for k in ("steps", "max_steps", "complete", "date")}
+
+
+_warned: set[tuple[str, object]] = set()
+
+
+def _warn_if_unfinished(path: Path) -> None:
+    status = pretraining_status(path)
+    if status is None or status["complete"] is not False:
+        return
+    key = (str(path.resolve()), status["steps"])
+    if key not in _warned:  # once per directory and step count, not at every load
+        _warned.add(key)
+        logger.warning("base_model %s is an unfinished pretraining run: %s of %s steps (pretraining.json "
+                       "complete: false); `medtune pretrain ... --resume` (make base-model) continues it",
+                       path, status["steps"], status["max_steps"])
 
 
 def resolve_base_model(name: str) -> str:
@@ -75,6 +110,7 @@ def resolve_base_model(name: str) -> str:
             raise ModelError(f"base_model {path} has no config.json",
                              fix="point base_model at a Hugging Face model directory")
         check_model_dir(path, "base_model")
+        _warn_if_unfinished(path)
         return str(path)
     if name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[-1]:
         raise ModelError(f"base_model path {name} does not exist", fix="check the path in base_model")

@@ -8,10 +8,17 @@ Runs ``medtune.bench.run`` twice (the default model, then ``--adapted``: a direc
 then writes one markdown table and JSON: per task the default and adapted test figure (mean over the
 seeds, and each seed), the gain, the mean gain over the NER and relation-extraction tasks (issue 19's
 target: >= +1.5 points), and the pretraining cost from the adapted model's ``pretraining.json``
-(tokens, hours, peak memory). Models go to ``models/bench/<task>-seed<N>[-<adapted name>]``; a bench
-result already there for a task and seed is reused with ``--reuse`` (e.g. the default runs of an earlier
-``medtune bench``). ``--quick`` is a smoke run on small slices (``medtune bench --quick``), written to
-``benchmarks/results/dapt-quick.json``: not a measurement.
+(tokens, hours, peak memory) and its state (steps of max_steps, complete, date) from the adapted model's
+``pretraining.json``. Models go to ``models/bench/<task>-seed<N>[-<adapted name>]``; a bench result
+already there for a task and seed is reused with ``--reuse`` (e.g. the default runs of an earlier
+``medtune bench``) only when it is like for like: the same base model (and, for the adapted side, the
+same pretraining steps and date), config path and overrides; a row of an earlier medtune that records
+no config is reused when its base model matches, and is marked ``reused_unverified``. Tasks without a
+figure on one side are listed as ``missing``, not dropped silently; tasks outside the BLURB macro
+average (``in_macro=False``) are left out of the mean gain. ``--quick`` is a smoke run on small slices
+(``medtune bench --quick``), written to ``benchmarks/results/dapt-quick.json``: not a measurement.
+``--max-steps`` (a smoke run too) needs ``--root SCRATCH``, so that its models and rows never take the
+ordinary ``<task>-seed<N>`` names in this checkout.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from typing import Any
 
 from _env import RESULTS, ROOT  # noqa: E402  (sets up sys.path and the environment)
 
-from medtune.bench import base_model_tag, run, run_name, task_by_name  # noqa: E402
+from medtune.bench import base_model_pretraining, base_model_tag, run, run_name, task_by_name  # noqa: E402
+from medtune.config import RunConfig  # noqa: E402
 from medtune.fileutils import atomic_write  # noqa: E402
 from medtune.models.encoder import resolve_base_model  # noqa: E402
 
@@ -40,6 +48,31 @@ def _figure(row: dict[str, Any]) -> float | None:
     return None if value is None else 100 * value
 
 
+def reusable(row: dict[str, Any], *, name: str, seed: int, quick: bool, base_model: str | None,
+             overrides: dict[str, Any], root: Path) -> tuple[bool, str]:
+    """Whether a cached bench row is like for like with the run that would be made, and why not."""
+    config = root / "configs" / f"{name}.yaml"
+    task = task_by_name(name)
+    if task.starts_from:  # its base model is the first stage's model of the same seed
+        expected = str(root / "models" / "bench" / run_name(task.starts_from, quick=quick, seed=seed,
+                                                               tag=base_model_tag(base_model)))
+    else:
+        expected = base_model if base_model is not None else RunConfig.from_yaml(config).base_model
+    if row.get("task") != name or row.get("seed") != seed or bool(row.get("quick")) != quick:
+        return False, "another task, seed or --quick"
+    if row.get("base_model") != expected:
+        return False, f"base model {row.get('base_model')}, not {expected}"
+    if "config" not in row:  # a row of an earlier medtune: neither config nor overrides recorded
+        return (not overrides, "no config recorded" if not overrides else "no overrides recorded")
+    if Path(row["config"]).resolve() != config.resolve():
+        return False, f"config {row['config']}, not {config}"
+    if (row.get("overrides") or {}) != overrides:
+        return False, f"overrides {row.get('overrides')}, not {overrides}"
+    if base_model is not None and row.get("base_model_pretraining") != base_model_pretraining(base_model):
+        return False, "trained from another state of the adapted model (steps or date)"
+    return True, ""
+
+
 def _rows(tasks: list[str], seeds: list[int], *, quick: bool, base_model: str | None, reuse: bool,
           overrides: dict[str, Any], root: Path) -> list[dict[str, Any]]:
     rows = []
@@ -48,30 +81,49 @@ def _rows(tasks: list[str], seeds: list[int], *, quick: bool, base_model: str | 
         for seed in seeds:
             cached = root / "benchmarks" / "results" / (run_name(name, quick=quick, seed=seed, tag=tag) + ".json")
             if reuse and cached.is_file():
-                rows.append(json.loads(cached.read_text(encoding="utf-8")))
-                continue
+                row = json.loads(cached.read_text(encoding="utf-8"))
+                ok, why = reusable(row, name=name, seed=seed, quick=quick, base_model=base_model,
+                                   overrides=overrides, root=root)
+                if ok:
+                    rows.append({**row, "reused": True, "reused_unverified": "config" not in row})
+                    continue
+                print(f"not reusing {cached}: {why}", file=sys.stderr)
             got, _ = run([name], quick=quick, seeds=[seed], root=root, base_model=base_model, overrides=overrides)
             rows.extend(got)
     return rows
 
 
 def compare(default: list[dict[str, Any]], adapted: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"tasks": {}}
+    """Per task the two sides' means and the gain; ``missing`` names the tasks without a figure on a side
+    (``default``, ``adapted`` or ``both``); the mean gain is over the NER and relation tasks in the macro
+    average, and only over tasks with both sides."""
+    out: dict[str, Any] = {"tasks": {}, "missing": {}}
     gains: list[float] = []
     for name in tasks:
         a = [f for f in (_figure(r) for r in default if r["task"] == name) if f is not None]
         b = [f for f in (_figure(r) for r in adapted if r["task"] == name) if f is not None]
         if not a or not b:
+            out["missing"][name] = "both" if not a and not b else ("default" if not a else "adapted")
             continue
-        kind = task_by_name(name).kind
-        entry = {"kind": kind, "metric": task_by_name(name).metrics[0], "default": round(statistics.mean(a), 2),
-                 "adapted": round(statistics.mean(b), 2), "default_seeds": a, "adapted_seeds": b}
+        task = task_by_name(name)
+        states = [r.get("base_model_pretraining") for r in adapted if r["task"] == name]
+        entry = {"kind": task.kind, "metric": task.metrics[0], "default": round(statistics.mean(a), 2),
+                 "adapted": round(statistics.mean(b), 2), "default_seeds": a, "adapted_seeds": b,
+                 "in_mean_gain": task.kind in GAIN_KINDS and task.in_macro,
+                 "adapted_states": [s for i, s in enumerate(states) if s not in states[:i]]}
         entry["gain"] = round(entry["adapted"] - entry["default"], 2)
         out["tasks"][name] = entry
-        if kind in GAIN_KINDS:
+        if entry["in_mean_gain"]:
             gains.append(entry["gain"])
     out["mean_gain_ner_relation"] = round(statistics.mean(gains), 2) if gains else None
     return out
+
+
+def _state(state: dict[str, Any] | None) -> str:
+    if not state:
+        return "-"
+    done = "complete" if state.get("complete") else "UNFINISHED"
+    return f"{state.get('steps')}/{state.get('max_steps')} steps, {done}, {state.get('date')}"
 
 
 def pretraining_cost(adapted: str) -> dict[str, Any]:
@@ -82,8 +134,9 @@ def pretraining_cost(adapted: str) -> dict[str, Any]:
     return {"tokens": card["corpus"].get("tokens"), "documents": card["corpus"].get("documents"),
             "excluded_test_ids": card["corpus"].get("excluded_test_ids"), "steps": card.get("steps"),
             "tokens_seen": card.get("tokens_seen"), "hours": card.get("hours"), "peak_rss_mb": card.get("peak_rss_mb"),
-            "complete": card.get("complete"), "cpu": card.get("cpu"), "device": card.get("device"),
-            "held_out_losses": card.get("held_out_losses")}
+            "max_steps": card.get("max_steps"), "complete": card.get("complete"), "date": card.get("date"),
+            "cpu": card.get("cpu"), "device": card.get("device"), "held_out_losses": card.get("held_out_losses"),
+            "clinical_notes": card.get("clinical_notes")}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -91,17 +144,24 @@ def markdown(result: dict[str, Any]) -> str:
     if result["quick"]:
         lines.append("*Quick smoke run on small slices for a few steps: these figures are not measurements.*\n")
     lines += [f"| task | type | metric | default ({result['default_base_model']}) | adapted ({result['adapted']}) "
-              "| gain | seeds |", "|---|---|---|---|---|---|---|"]
+              "| gain | seeds | adapted model (steps, date) |", "|---|---|---|---|---|---|---|---|"]
     for name, e in result["comparison"]["tasks"].items():
-        lines.append(f"| {name} | {e['kind']} | {e['metric']} | {e['default']:.2f} | {e['adapted']:.2f} | "
-                     f"{e['gain']:+.2f} | {len(e['adapted_seeds'])} |")
+        mark = "" if e["in_mean_gain"] else " (not in the mean)"
+        lines.append(f"| {name}{mark} | {e['kind']} | {e['metric']} | {e['default']:.2f} | {e['adapted']:.2f} | "
+                     f"{e['gain']:+.2f} | {len(e['adapted_seeds'])} | "
+                     f"{'; '.join(_state(s) for s in e['adapted_states']) or '-'} |")
     mean = result["comparison"]["mean_gain_ner_relation"]
-    lines.append(f"| mean gain, NER and relation tasks | | | | | {'-' if mean is None else f'{mean:+.2f}'} | |")
+    lines.append(f"| mean gain, NER and relation tasks | | | | | {'-' if mean is None else f'{mean:+.2f}'} | | |")
+    for name, side in result["comparison"]["missing"].items():
+        lines.append(f"\n**{name}: no figure on the {side} side{'s' if side == 'both' else ''}** (not compared).")
+    if result.get("reused_unverified"):
+        lines.append(f"\nReused rows of an earlier medtune (config not recorded): {', '.join(result['reused_unverified'])}.")
     cost = result["pretraining"]
     if "tokens" in cost:
         lines.append(f"\nPretraining: {cost['tokens']} corpus tokens ({cost['documents']} documents, "
                      f"{cost['excluded_test_ids']} test ids excluded), {cost['steps']} steps, {cost['tokens_seen']} "
                      f"tokens seen, {cost['hours']} h, peak RSS {cost['peak_rss_mb']} MB on {cost['cpu']}.")
+        lines.append(f"Adapted model: {_state(cost)}.")
     return "\n".join(lines)
 
 
@@ -117,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help="folder with configs/; models go to ROOT/models/bench "
                         "and bench results to ROOT/benchmarks/results (a scratch folder keeps smoke runs apart)")
     args = parser.parse_args(argv)
+    if args.max_steps and args.root.resolve() == ROOT.resolve():
+        parser.error("--max-steps is a smoke run: give --root SCRATCH (a scratch folder with configs/), so that "
+                     "its models and results do not take the ordinary <task>-seed<N> names here")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     seeds = [int(s) for s in args.seeds.split(",")]
     overrides = {"training.max_steps": args.max_steps} if args.max_steps else {}
@@ -124,8 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     common = {"quick": args.quick, "reuse": args.reuse, "overrides": overrides, "root": args.root}
     default = _rows(tasks, seeds, base_model=None, **common)
     adapted = _rows(tasks, seeds, base_model=args.adapted, **common)
+    defaults = sorted({str(r.get("base_model")) for r in default})
     result = {"date": time.strftime("%Y-%m-%d"), "quick": args.quick, "seeds": seeds,
-              "default_base_model": "default", "adapted": args.adapted,
+              "default_base_model": ", ".join(defaults) or "default", "adapted": args.adapted,
+              "overrides": overrides,
+              "reused_unverified": sorted({f"{r['task']}-seed{r['seed']}" for r in default + adapted
+                                           if r.get("reused_unverified")}),
               "comparison": compare(default, adapted, tasks), "pretraining": pretraining_cost(args.adapted),
               "wall_s": round(time.perf_counter() - start, 1),
               "command": " ".join(["benchmarks/dapt.py", *(argv if argv is not None else sys.argv[1:])])}

@@ -10,7 +10,9 @@ from medtune.errors import ConfigError
 
 ALL_YAML = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 LINKERS = [p for p in ALL_YAML if p.stem.startswith("linker-")]
-CONFIGS = [p for p in ALL_YAML if p not in LINKERS]
+#: masked-LM pretraining recipes (medtune.pretraining.config.PretrainConfig), not run configs
+PRETRAINING = [p for p in ALL_YAML if p.stem.startswith("pretrain-")]
+CONFIGS = [p for p in ALL_YAML if p not in LINKERS and p not in PRETRAINING]
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -32,6 +34,14 @@ def test_every_shipped_config_is_valid_and_names_a_corpus():
             assert cfg.data.name is None and cfg.data.train.startswith(built[path.name]), path
             continue
         assert cfg.data.name in names, path
+
+
+def test_every_shipped_pretraining_recipe_is_valid():
+    from medtune.pretraining.config import PretrainConfig
+
+    assert PRETRAINING
+    for path in PRETRAINING:
+        assert PretrainConfig.from_yaml(path).corpus.corpora, path
 
 
 def test_every_named_corpus_has_a_config():

@@ -145,3 +145,21 @@ def load_module(path, name: str):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_benchmark(monkeypatch, script: str, name: str):
+    """Import ``benchmarks/<script>`` as module ``name``. Its ``_env`` import sets environment variables
+    and ``sys.path``; ``monkeypatch`` restores them after the test."""
+    import os
+    import sys
+    from pathlib import Path
+
+    folder = Path(__file__).parent.parent / "benchmarks"
+    monkeypatch.setattr(sys, "path", [str(folder), *sys.path])
+    for key in ("MEDTUNE_DATA_DIR", "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM"):
+        if key in os.environ:
+            monkeypatch.setenv(key, os.environ[key])
+        else:
+            monkeypatch.setenv(key, "")
+            monkeypatch.delenv(key)
+    return load_module(folder / script, name)

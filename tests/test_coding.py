@@ -4,9 +4,7 @@ inputs, evidence offsets at word boundaries, the saved threshold, threads, and t
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -352,17 +350,9 @@ def test_benchmark_baseline_learns_the_codes(monkeypatch):
     the same metrics as the model."""
     import sys
 
-    from helpers import load_module
+    from helpers import load_benchmark
 
-    folder = Path(__file__).parent.parent / "benchmarks"
-    monkeypatch.setattr(sys, "path", [str(folder), *sys.path])  # the script imports its _env module,
-    for key in ("MEDTUNE_DATA_DIR", "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM"):  # which sets these: undo after
-        if key in os.environ:
-            monkeypatch.setenv(key, os.environ[key])
-        else:
-            monkeypatch.setenv(key, "")
-            monkeypatch.delenv(key)
-    bench = load_module(folder / "coding.py", "coding_benchmark")
+    bench = load_benchmark(monkeypatch, "coding.py", "coding_benchmark")
     row = bench.baseline(coded_docs(16), coded_docs(8, prefix="v"), coded_docs(8, prefix="t"), [1.0, 16.0],
                          "ICD-10-CM")
     assert row["settings"]["C"] in (1.0, 16.0) and len(row["settings"]["grid"]) == 2

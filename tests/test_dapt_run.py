@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -202,17 +200,9 @@ def test_an_unfinished_base_model_is_used_with_a_warning(tiny_model_dir, tmp_pat
 # ------------------------------------------------------------------ benchmarks/dapt.py
 @pytest.fixture()
 def dapt(monkeypatch):
-    from helpers import load_module
+    from helpers import load_benchmark
 
-    folder = Path(__file__).parent.parent / "benchmarks"
-    monkeypatch.setattr(sys, "path", [str(folder), *sys.path])  # the script imports its _env module,
-    for key in ("MEDTUNE_DATA_DIR", "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM"):  # which sets these: undo after
-        if key in os.environ:
-            monkeypatch.setenv(key, os.environ[key])
-        else:
-            monkeypatch.setenv(key, "")
-            monkeypatch.delenv(key)
-    return load_module(folder / "dapt.py", "dapt_benchmark")
+    return load_benchmark(monkeypatch, "dapt.py", "dapt_benchmark")
 
 
 def _row(task, seed, f1, **extra):

@@ -44,6 +44,7 @@ from medtune.models.heads import SpanExtractionModel
 from medtune.runtime import autocast
 from medtune.tasks.base import Task, pad, tokenize
 from medtune.tasks.options import TaskOptions
+from medtune.tasks.qa_passages import PassagePrior, SentenceRanker, SentenceRanking, prior_candidates, tune_passage_prior
 from medtune.tasks.qa_windows import (ContextTokens, Window, build_windows, context_tokens, merge_candidates,
                                       null_score, pair_template, window_candidates, window_target)
 from medtune.tasks.registry import register_task
@@ -133,6 +134,10 @@ class QaOptions(TaskOptions):
         1.0, ge=0.0, le=1.0, description="training keeps every window that holds an answer and this share "
         "of the others (chosen by a hash of training.seed, question id and window, so the same ones every "
         "epoch and run); a question without an answer keeps at least one window")
+    passage_prior: PassagePrior = Field(
+        "off", description="bm25: rank the context's sentences against the question with BM25, read only the "
+        "windows over the best top_k sentences and add weight x the sentence score to each span's; top_k and "
+        "weight are chosen on the dev split (medtune.tasks.qa_passages; needs the retrieval extra)")
 
     @model_validator(mode="after")
     def _room_for_context(self) -> QaOptions:
@@ -171,6 +176,10 @@ class QaTask(Task):
         self.no_answer: bool = bool(meta.get("no_answer", False))
         self.null_threshold: float = float(meta.get("null_threshold", 0.0))
         self.template = pair_template(tokenizer)
+        self.passage_prior: str = meta.get("passage_prior", "off")
+        self.passage_top_k: int | None = meta.get("passage_top_k")
+        self.passage_weight: float = float(meta.get("passage_weight", 0.0))
+        self._ranker: SentenceRanker | None = None
 
     @classmethod
     def meta_from_config(cls, config: Any, train_docs: list[Document]) -> dict[str, Any]:
@@ -183,7 +192,8 @@ class QaTask(Task):
             "stride": m.stride, "dropout": m.dropout, "max_question_tokens": m.max_question_tokens,
             "max_answer_tokens": m.max_answer_tokens, "n_best": m.n_best, "no_answer": bool(no_answer),
             "null_threshold": 0.0, "negative_window_ratio": m.negative_window_ratio,
-            "negative_window_seed": config.training.seed,
+            "negative_window_seed": config.training.seed, "passage_prior": m.passage_prior,
+            "passage_top_k": None, "passage_weight": 0.0,
         }
 
     def build_model(self, encoder: nn.Module) -> nn.Module:
@@ -290,15 +300,33 @@ class QaTask(Task):
         return batch
 
     # ---------------------------------------------------------------- inference
+    def _model_prior(self) -> tuple[int | None, float] | None:
+        return (self.passage_top_k, self.passage_weight) if self.passage_prior == "bm25" else None
+
+    def _rankings(self, docs: list[Document]) -> list[SentenceRanking]:
+        if self._ranker is None:
+            self._ranker = SentenceRanker()
+        return [self._ranker.rank(doc.text, doc.text_pair or "") for doc in docs]
+
     def _score(self, model: nn.Module, docs: list[Document], *, batch_size: int, device: torch.device,
-               bf16: bool, diagnostics: Counter) -> list[_Scored]:
+               bf16: bool, diagnostics: Counter, prior: Any = "model") -> list[_Scored]:
+        """Candidates of every question; ``prior``: ``(top_k, weight)`` of the BM25 sentence prior, ``None``
+        for the reader alone, or ``"model"`` for the model's own setting."""
+        prior = self._model_prior() if prior == "model" else prior
+        rankings = self._rankings(docs) if prior is not None else None
         contexts: dict[str, ContextTokens] = {}
         windows: list[Window] = []
         for d, doc in enumerate(docs):
             context = contexts.get(doc.text)
             if context is None:
                 context = contexts[doc.text] = context_tokens(self.tokenizer, doc.text)
-            windows.extend(self._windows(doc, d, context, diagnostics))
+            planned = self._windows(doc, d, context, diagnostics)
+            if rankings is not None and prior[0] is not None:
+                read = [w for w in planned if w.end > w.start and rankings[d].overlaps_top(
+                    int(context.starts[w.start]), int(context.ends[w.end - 1]), prior[0])]
+                diagnostics["windows_skipped_by_passage_prior"] += len(planned) - len(read)
+                planned = read
+            windows.extend(planned)
         candidates: list[list[tuple[float, int, int]]] = [[] for _ in docs]
         nulls = [np.inf] * len(docs)
         model.eval()
@@ -313,7 +341,10 @@ class QaTask(Task):
                     nulls[w.doc] = min(nulls[w.doc], null_score(start, end))
                     candidates[w.doc].extend(window_candidates(start, end, w, contexts[docs[w.doc].text],
                                                                max_answer_tokens=self.max_answer_tokens))
-        return [_Scored(merge_candidates(c), float(n)) for c, n in zip(candidates, nulls)]
+        merged = [merge_candidates(c) for c in candidates]
+        if rankings is not None:
+            merged = [prior_candidates(c, r, top_k=prior[0], weight=prior[1]) for c, r in zip(merged, rankings)]
+        return [_Scored(c, float(n)) for c, n in zip(merged, nulls)]
 
     def _decide(self, doc: Document, scored: _Scored, threshold: float) -> Document:
         pred = doc.copy(annotations=False)
@@ -340,9 +371,45 @@ class QaTask(Task):
             out.extend(self._score(model, chunk, diagnostics=Counter(), **kwargs))
         return out
 
+    def _tuned_prior(self, model: nn.Module, dev_docs: list[Document], **kwargs: Any) -> dict[str, Any]:
+        """The BM25 sentence prior that maximises dev F1 (:func:`tune_passage_prior`) and the reader's own F1."""
+        raw = self._dev_scores(model, dev_docs, prior=None, **kwargs)
+
+        def scorer(doc: Document) -> Any:
+            answers = gold_answers(doc)
+            return lambda a, b: max(token_f1(doc.text[a:b], g) for g in answers)
+
+        f1_of = [scorer(doc) for doc in dev_docs]
+        alone = float(np.mean([f(s.candidates[0][1], s.candidates[0][2]) if s.candidates else f(0, 0)
+                               for f, s in zip(f1_of, raw)])) if raw else 0.0
+        rankings = self._rankings(dev_docs)
+        top_k, weight, f1 = tune_passage_prior(f1_of, [s.candidates for s in raw], rankings)
+        scored = [_Scored(prior_candidates(s.candidates, r, top_k=top_k, weight=weight), s.null)
+                  for s, r in zip(raw, rankings)]
+        return {"top_k": top_k, "weight": weight, "dev_f1": round(f1, 6), "dev_f1_reader_alone": round(alone, 6),
+                "questions": len(dev_docs), "scored": scored}
+
+    def tune_passage_prior(self, model: nn.Module, dev_docs: list[Document], *, batch_size: int,
+                           device: torch.device, bf16: bool) -> dict[str, Any]:
+        """Turn the BM25 sentence prior on with the ``top_k`` and ``weight`` best on ``dev_docs`` (saved in
+        the meta with the model; also for a model trained without it). Returns the choice and dev F1s."""
+        if not dev_docs:
+            raise ValueError("the passage prior is tuned on dev questions: none were given")
+        tuned = self._tuned_prior(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
+        self.passage_prior, self.passage_top_k, self.passage_weight = "bm25", tuned["top_k"], tuned["weight"]
+        self.meta.update({"passage_prior": "bm25", "passage_top_k": tuned["top_k"],
+                          "passage_weight": tuned["weight"]})
+        logger.info("passage prior tuned on %d dev questions: top_k %s, weight %s (dev F1 %.4f; reader alone %.4f)",
+                    len(dev_docs), tuned["top_k"] or "all", tuned["weight"], tuned["dev_f1"],
+                    tuned["dev_f1_reader_alone"])
+        return {k: v for k, v in tuned.items() if k != "scored"}
+
     def after_training(self, model: nn.Module, dev_docs: list[Document], *, batch_size: int,
                        device: torch.device, bf16: bool) -> None:
-        """With the no-answer option: the threshold that maximises dev F1 becomes the model's."""
+        """The passage prior (``passage_prior: bm25``), then, with the no-answer option, the threshold: each
+        the setting that maximises dev F1 becomes the model's."""
+        if dev_docs and self.passage_prior == "bm25":
+            self.tune_passage_prior(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
         if not (self.no_answer and dev_docs):
             return
         scored = self._dev_scores(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
@@ -352,10 +419,16 @@ class QaTask(Task):
 
     def dev_predictions(self, model: nn.Module, dev_docs: list[Document], *, batch_size: int,
                         device: torch.device, bf16: bool) -> list[Document]:
-        """The epoch is chosen by dev F1 at the threshold tuned on dev, as the model ships."""
+        """The epoch is chosen by dev F1 at the prior and threshold tuned on dev, as the model ships."""
+        kwargs = {"batch_size": batch_size, "device": device, "bf16": bf16}
+        if self.passage_prior == "bm25" and dev_docs:
+            scored = self._tuned_prior(model, dev_docs, **kwargs)["scored"]
+        elif not self.no_answer:
+            return super().dev_predictions(model, dev_docs, **kwargs)
+        else:
+            scored = self._dev_scores(model, dev_docs, **kwargs)
         if not self.no_answer:
-            return super().dev_predictions(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
-        scored = self._dev_scores(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
+            return [self._decide(doc, s, 0.0) for doc, s in zip(dev_docs, scored)]
         threshold = tune_null_threshold(dev_docs, scored)
         return [self._decide(doc, s, threshold) for doc, s in zip(dev_docs, scored)]
 

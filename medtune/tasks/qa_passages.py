@@ -1,0 +1,158 @@
+"""Retrieve, then read: a BM25 sentence prior for extractive QA over long contexts.
+
+A long context (a full article: COVID-QA's median is ~5,500 tokens, ~26 windows) gives the reader many
+windows in which to find a wrong but plausible span. With ``model.passage_prior: bm25`` the sentences of
+the context (:func:`medtune.sentences.split_sentences`) are ranked against the question with BM25
+(``bm25s``, Lucene variant, lower case, English stop words, Snowball stemmer: the settings of
+:class:`medtune.retrieval.bm25.Bm25Index`; the ``retrieval`` extra), and
+
+- only windows that overlap one of the ``passage_top_k`` best sentences are read (the others cost
+  nothing: with ``top_k`` 3 a COVID-QA question reads a handful of windows instead of ~26), and only
+  candidate spans that start in one of them are kept;
+- each candidate's score (start + end logit) gains ``passage_weight`` times the BM25 score of the
+  sentence it starts in, divided by the question's best sentence score (0-1).
+
+``top_k`` and ``weight`` are chosen on the dev split (:func:`tune_passage_prior`: every pair of the grid,
+the best mean dev F1, ties to the smaller weight and then the larger ``top_k``), after training or later
+(:meth:`medtune.tasks.qa.QaTask.tune_passage_prior`). The grid holds ``weight`` 0 and ``top_k`` = all
+sentences, so the prior is never forced on a model it does not help on dev.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from medtune.errors import MissingExtraError
+from medtune.sentences import split_sentences
+
+PassagePrior = Literal["off", "bm25"]
+TOP_K_GRID: tuple[int | None, ...] = (1, 2, 3, 5, 10, 20, None)  # None = every sentence
+WEIGHT_GRID: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+
+__all__ = ["PassagePrior", "SentenceRanking", "SentenceRanker", "prior_candidates", "tune_passage_prior",
+           "TOP_K_GRID", "WEIGHT_GRID"]
+
+
+@dataclass(frozen=True)
+class SentenceRanking:
+    """The sentences of one context, ranked for one question."""
+
+    starts: np.ndarray  # character start of each sentence (sorted)
+    ends: np.ndarray
+    scores: np.ndarray  # BM25 score / the question's best score (0-1; all 0 when no query word matches)
+    ranks: np.ndarray  # 0 = the best sentence (ties by position)
+
+    def sentence_of(self, chars: np.ndarray) -> np.ndarray:
+        """The sentence each character offset falls in (the one starting at or before it; the first if none)."""
+        return np.clip(np.searchsorted(self.starts, chars, side="right") - 1, 0, max(len(self.starts) - 1, 0))
+
+    def overlaps_top(self, start: int, end: int, top_k: int | None) -> bool:
+        """Does the character range ``[start, end)`` overlap one of the ``top_k`` best sentences?"""
+        if top_k is None or not len(self.starts):
+            return True
+        keep = self.ranks < top_k
+        return bool(np.any(keep & (self.starts < end) & (self.ends > start)))
+
+
+class SentenceRanker:
+    """BM25 rankings of a context's sentences; one index per distinct context (contexts repeat over questions)."""
+
+    def __init__(self) -> None:
+        # the package medtune.retrieval is not imported: it imports the tasks (a circle)
+        try:
+            import bm25s
+            import Stemmer
+        except ImportError:
+            raise MissingExtraError("model.passage_prior: bm25 (a BM25 sentence prior for qa)", "retrieval") from None
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
+        self._bm25s, self._stemmer = bm25s, Stemmer.Stemmer("english")
+        self._indexes: dict[str, tuple[np.ndarray, np.ndarray, Any]] = {}
+
+    def _tokens(self, texts: list[str], *, ids: bool) -> Any:
+        return self._bm25s.tokenize(texts, lower=True, stopwords="en", stemmer=self._stemmer, return_ids=ids,
+                                    show_progress=False)
+
+    def rank(self, context: str, question: str) -> SentenceRanking:
+        entry = self._indexes.get(context)
+        if entry is None:
+            sentences = [(a, b) for a, b in split_sentences(context) if b > a] or [(0, len(context))]
+            starts = np.array([a for a, _ in sentences], dtype=np.int64)
+            ends = np.array([b for _, b in sentences], dtype=np.int64)
+            index = self._bm25s.BM25(method="lucene")
+            index.index(self._tokens([context[a:b] for a, b in sentences], ids=True), show_progress=False)
+            entry = self._indexes[context] = (starts, ends, index)
+        starts, ends, index = entry
+        words = self._tokens([question], ids=False)[0]
+        raw = (np.asarray(index.get_scores(words), dtype=np.float64) if words
+               else np.zeros(len(starts), dtype=np.float64))
+        best = float(raw.max()) if len(raw) else 0.0
+        scores = raw / best if best > 0 else np.zeros_like(raw)
+        order = np.lexsort((np.arange(len(raw)), -raw))
+        ranks = np.empty(len(raw), dtype=np.int64)
+        ranks[order] = np.arange(len(raw))
+        return SentenceRanking(starts, ends, scores, ranks)
+
+
+def prior_candidates(candidates: Sequence[tuple[float, int, int]], ranking: SentenceRanking, *,
+                     top_k: int | None, weight: float) -> list[tuple[float, int, int]]:
+    """The candidates that start in a ``top_k`` sentence (all of them when none does), each score +
+    ``weight`` x its sentence's score, best first (ties: earlier, then shorter)."""
+    if not candidates:
+        return []
+    arr = np.array([(s, a, b) for s, a, b in candidates], dtype=np.float64)
+    sentence = ranking.sentence_of(arr[:, 1].astype(np.int64))
+    keep = _kept(ranking.ranks[sentence], top_k)
+    score = arr[:, 0] + weight * ranking.scores[sentence]
+    out = [(float(score[i]), int(arr[i, 1]), int(arr[i, 2])) for i in np.flatnonzero(keep)]
+    return sorted(out, key=lambda c: (-c[0], c[1], c[2]))
+
+
+def tune_passage_prior(f1_of: Sequence[Any], candidates: Sequence[Sequence[tuple[float, int, int]]],
+                       rankings: Sequence[SentenceRanking]) -> tuple[int | None, float, float]:
+    """``(top_k, weight, mean dev F1)`` of the best grid point; ``f1_of[q](start, end)`` scores an answer.
+
+    The answer of each grid point is exactly the rank-1 candidate :func:`prior_candidates` gives. A
+    question without candidates scores the empty answer (``f1_of[q](0, 0)``).
+    Ties: the smaller weight, then the larger ``top_k`` (the mildest prior).
+    """
+    prepared = []
+    for q, (cands, ranking) in enumerate(zip(candidates, rankings)):
+        arr = np.array([(s, a, b) for s, a, b in cands], dtype=np.float64).reshape(-1, 3)
+        sentence = ranking.sentence_of(arr[:, 1].astype(np.int64))
+        prepared.append((arr, ranking.ranks[sentence], ranking.scores[sentence], {}))
+
+    def answer_f1(q: int, a: int, b: int) -> float:
+        cache = prepared[q][3]
+        if (a, b) not in cache:
+            cache[(a, b)] = float(f1_of[q](a, b))
+        return cache[(a, b)]
+
+    best: tuple[float, float, float] | None = None
+    best_point: tuple[int | None, float, float] = (None, 0.0, 0.0)
+    for top_k in TOP_K_GRID:
+        for weight in WEIGHT_GRID:
+            total = 0.0
+            for q, (arr, ranks, scores, _) in enumerate(prepared):
+                if not len(arr):
+                    total += answer_f1(q, 0, 0)
+                    continue
+                keep = _kept(ranks, top_k)
+                score = np.where(keep, arr[:, 0] + weight * scores, -np.inf)
+                tied = np.flatnonzero(score == score.max())
+                i = tied[np.lexsort((arr[tied, 2], arr[tied, 1]))[0]]
+                total += answer_f1(q, int(arr[i, 1]), int(arr[i, 2]))
+            mean = total / max(len(prepared), 1)
+            key = (-round(mean, 12), weight, -(top_k if top_k is not None else 10**9))
+            if best is None or key < best:
+                best, best_point = key, (top_k, weight, mean)
+    return best_point
+
+
+def _kept(ranks: np.ndarray, top_k: int | None) -> np.ndarray:
+    """Candidates in a ``top_k`` sentence; every candidate when none is (the windows read still answer)."""
+    keep = np.ones(len(ranks), dtype=bool) if top_k is None else ranks < top_k
+    return keep if keep.any() else np.ones(len(ranks), dtype=bool)

@@ -12,8 +12,11 @@ match and token F1, max over gold answers, means over questions, 0-1):
   first for the question; the whole sentence is the answer. ``sentence_oracle`` is the best F1 any
   single sentence of the article reaches (the ceiling of every sentence-level answerer).
 - ``model``: ``medtune.load(MODEL).pipe(...)``, the rank-1 span (only when ``--model`` is given or
-  ``models/covid-qa`` exists). ``model_vs_baseline``: the F1 difference with a 95 % paired bootstrap
-  interval over questions and its p-value (1,000 resamples, seed 0).
+  ``models/covid-qa`` exists), with the model's own passage setting. ``model_vs_baseline``: the F1
+  difference with a 95 % paired bootstrap interval over questions and its p-value (1,000 resamples, seed 0).
+- ``model_passage_prior`` (``--passage-prior``): the same model, retrieve-then-read: the BM25 sentence prior
+  of ``medtune.tasks.qa_passages`` with ``top_k`` and ``weight`` chosen on the dev split
+  (``QaTask.tune_passage_prior``), then scored on ``--split``; with its own comparison to the baseline.
 
 Target (the lead's run): model F1 >= baseline F1 + 0.10. With ``--predictions DIR`` both systems'
 answers are written in the official predictions format (``{question id: answer}``). Needs the
@@ -39,6 +42,7 @@ from medtune.document import Document  # noqa: E402
 from medtune.errors import MissingExtraError  # noqa: E402
 from medtune.fileutils import atomic_write  # noqa: E402
 from medtune.io.squad import write_squad_predictions  # noqa: E402
+from medtune.runtime import cpu_name  # noqa: E402
 from medtune.sentences import split_sentences  # noqa: E402
 from medtune.tasks.qa import gold_answers, question_scores, squad_metrics, token_f1  # noqa: E402
 from medtune.trust.bootstrap import paired_bootstrap_means  # noqa: E402
@@ -91,6 +95,16 @@ def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _versus(docs: list[Document], preds: list[Document], baseline_preds: list[Document], name: str) -> dict[str, Any]:
+    """The F1 difference to the baseline with its uncertainty: paired bootstrap over questions."""
+    ours = [question_scores(g, p)[1] for g, p in zip(docs, preds)]
+    theirs = [question_scores(g, p)[1] for g, p in zip(docs, baseline_preds)]
+    paired = paired_bootstrap_means(ours, theirs, seed=0)
+    print(f"F1 {name} - baseline = {paired['difference']:+.4f} [{paired['low']:+.4f}, {paired['high']:+.4f}] "
+          f"(95 % paired bootstrap over {len(docs)} questions), p = {paired['p_value']:.4f}")
+    return {**_rounded(paired), "metric": "f1 (mean over questions)"}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="trained qa model (default: models/covid-qa if present)")
@@ -99,6 +113,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--data-dir", default=None, help="default: $MEDTUNE_DATA_DIR or ../shared/data")
     parser.add_argument("--predictions", type=Path, default=None, help="folder for the SQuAD prediction files")
+    parser.add_argument("--passage-prior", action="store_true",
+                        help="also score the model with the BM25 sentence prior tuned on the dev split")
     parser.add_argument("--out", type=Path, default=RESULTS / "qa-covid.json")
     args = parser.parse_args(argv)
 
@@ -120,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "target": {"rule": f"model f1 >= baseline f1 + {TARGET_MARGIN}", "met": None},
     }
     model_dir = args.model or (DEFAULT_MODEL if (DEFAULT_MODEL / "config.json").exists() else None)
-    model_preds = None
+    model_preds = prior_preds = None
     if model_dir is not None:
         import medtune
 
@@ -136,22 +152,38 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                            "settings": {k: meta.get(k) for k in ("max_length", "stride", "max_answer_tokens",
                                                                  "n_best", "no_answer", "null_threshold")}}
         result["target"]["met"] = result["model"]["f1"] >= baseline["f1"] + TARGET_MARGIN
-        # the difference with its uncertainty: paired bootstrap over questions (medtune.trust.bootstrap)
-        per_question = {name: [question_scores(g, p)[1] for g, p in zip(docs, preds)]
-                        for name, preds in (("model", model_preds), ("baseline", baseline_preds))}
-        paired = paired_bootstrap_means(per_question["model"], per_question["baseline"], seed=0)
-        result["model_vs_baseline"] = {**_rounded(paired), "metric": "f1 (mean over questions)"}
-        print(f"F1 model - baseline = {paired['difference']:+.4f} [{paired['low']:+.4f}, {paired['high']:+.4f}] "
-              f"(95 % paired bootstrap over {len(docs)} questions), p = {paired['p_value']:.4f}")
+        result["model_vs_baseline"] = _versus(docs, model_preds, baseline_preds, "model")
+        if args.passage_prior:
+            dev = datasets.load("covid-qa", "dev", data_dir=args.data_dir)
+            start = time.perf_counter()
+            tuned = nlp.task.tune_passage_prior(nlp.model, dev, batch_size=args.batch_size, device=nlp.device,
+                                                bf16=nlp.bf16)
+            tune_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            predictions = nlp.pipe(docs, batch_size=args.batch_size)
+            prior_preds = list(predictions)
+            seconds = time.perf_counter() - start
+            result["model_passage_prior"] = {
+                "path": str(model_dir), "mode": nlp.precision, **_rounded(squad_metrics(docs, prior_preds)),
+                "tuned_on_dev": {**_rounded(tuned), "seconds": round(tune_seconds, 1)},
+                "windows": int(predictions.diagnostics["windows"]),
+                "windows_read": int(predictions.diagnostics["windows"]
+                                    - predictions.diagnostics["windows_skipped_by_passage_prior"]),
+                "seconds": round(seconds, 1), "questions_per_second": round(len(docs) / seconds, 2)}
+            result["model_passage_prior_vs_baseline"] = _versus(docs, prior_preds, baseline_preds, "model + prior")
+            result["target"]["met_with_passage_prior"] = (result["model_passage_prior"]["f1"]
+                                                         >= baseline["f1"] + TARGET_MARGIN)
     if args.predictions is not None:
         args.predictions.mkdir(parents=True, exist_ok=True)
         write_squad_predictions(baseline_preds, args.predictions / f"bm25-{args.split}.json")
         if model_preds is not None:
             write_squad_predictions(model_preds, args.predictions / f"model-{args.split}.json")
+        if prior_preds is not None:
+            write_squad_predictions(prior_preds, args.predictions / f"model-passage-prior-{args.split}.json")
     result["command"] = "python benchmarks/qa.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result["date"] = dt.date.today().isoformat()
     result["machine"] = {"python": platform.python_version(), "platform": platform.platform(),
-                         "processor": platform.processor() or platform.machine()}
+                         "processor": platform.processor() or platform.machine(), "cpu": cpu_name()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(args.out) as handle:
         json.dump(result, handle, indent=2, ensure_ascii=False)

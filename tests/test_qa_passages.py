@@ -4,6 +4,7 @@ only the windows over the best ones, span scores gain the sentence score; the se
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -55,8 +56,8 @@ def test_prior_keeps_top_k_sentences_and_adds_the_weighted_score():
                                                                                (4.4, 1, 3)]
     assert prior_candidates(candidates, ranking, top_k=1, weight=0.0) == [(3.5, 11, 15)]
     assert prior_candidates([], ranking, top_k=1, weight=1.0) == []
-    # no candidate starts in a top sentence: all of them stay, so the question still gets an answer
-    assert prior_candidates([(5.0, 21, 25)], ranking, top_k=1, weight=1.0) == [(5.0, 21, 25)]
+    # no candidate starts in a top sentence: none is left (the question gets no answer)
+    assert prior_candidates([(5.0, 21, 25)], ranking, top_k=1, weight=1.0) == []
 
 
 def _f1_of(text: str, gold: str):
@@ -112,7 +113,7 @@ def test_tune_passage_prior_sets_the_model_setting(tiny_tokenizer):
         task.tune_passage_prior(model, [], batch_size=4, device=torch.device("cpu"), bf16=False)
 
 
-def test_training_with_the_prior_saves_the_dev_choice(tiny_model_dir, tmp_path):
+def test_training_with_the_prior_saves_the_dev_choice(tiny_model_dir, tmp_path, caplog):
     write_jsonl(qa_docs(12), tmp_path / "train.jsonl")
     write_jsonl(qa_docs(6, prefix="v"), tmp_path / "dev.jsonl")
     cfg = RunConfig.from_dict({
@@ -123,7 +124,9 @@ def test_training_with_the_prior_saves_the_dev_choice(tiny_model_dir, tmp_path):
         "training": {"max_steps": 4, "batch_size": 4, "progress_bar": False, "bf16": "false",
                      "early_stopping_patience": None, "eval_every_epoch": False, "logging_steps": 1000},
     })
-    result = train(cfg, tmp_path / "model")
+    with caplog.at_level(logging.INFO, logger="medtune.tasks.qa"):
+        result = train(cfg, tmp_path / "model")
+    assert "passage prior tuned on 6 dev questions" in caplog.text  # tuning ran (the defaults would also pass)
     meta = json.loads((result.output_dir / "config.json").read_text())["medtune"]
     assert meta["passage_prior"] == "bm25"
     assert meta["passage_top_k"] in (1, 2, 3, 5, 10, 20, None) and meta["passage_weight"] >= 0
@@ -167,3 +170,34 @@ def test_without_the_retrieval_extra_the_error_names_the_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "bm25s", None)  # import bm25s now raises ImportError
     with pytest.raises(MissingExtraError, match=r"medtune\[retrieval\]"):
         SentenceRanker()
+
+
+@pytest.mark.parametrize("text", ["", "The.", "...", "  "])
+def test_contexts_with_nothing_to_rank_do_not_break_prediction(tiny_tokenizer, text):
+    assert not SentenceRanker().rank(text, "what ?").scores.any()
+    task = _task(tiny_tokenizer, passage_prior="bm25", passage_top_k=1, passage_weight=1.0)
+    model = KeywordModel(_id(tiny_tokenizer, "breast"), _id(tiny_tokenizer, "cancer"))
+    (pred,), _ = _predict(task, model, [Document(id="e", text=text, text_pair="what ?")])
+    assert all(0 <= sp.start < sp.end <= len(text) and sp.score == sp.score for sp in pred.spans)  # no NaN
+    assert bool(pred.spans) == bool(text.strip()) and (pred.labels == ["no_answer"]) == (not pred.spans)
+
+
+def test_predictions_score_on_dev_what_tuning_said(tiny_tokenizer):
+    """Tuning scores the candidates of every window; the model then reads only some windows. The dev F1
+    tuning reports must be the F1 of the model's own predictions on those questions."""
+    from medtune.tasks.qa import squad_metrics
+
+    text = _context(filler_sentences=20)
+    dev = []
+    for i, question in enumerate(["what did her mother have at fifty ?", "what leaflets were in the room ?",
+                                  "what did the nurse write ?"]):
+        doc = Document(id=f"c{i}", text=text, text_pair=question)
+        target = ANSWERED if i == 0 else DECOY
+        start = text.index(target) + target.index("breast cancer") if i < 2 else text.index("a note")
+        doc.add_span(start, start + len("breast cancer" if i < 2 else "a note"), "answer")
+        dev.append(doc)
+    task = _task(tiny_tokenizer)
+    model = KeywordModel(_id(tiny_tokenizer, "breast"), _id(tiny_tokenizer, "cancer"))
+    tuned = task.tune_passage_prior(model, dev, batch_size=4, device=torch.device("cpu"), bf16=False)
+    preds, diagnostics = _predict(task, model, [d.copy(annotations=False) for d in dev])
+    assert squad_metrics(dev, preds)["f1"] == pytest.approx(tuned["dev_f1"])

@@ -23,6 +23,7 @@ the script's 0-100), with the has-answer / no-answer breakdown.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import re
 import string
@@ -147,6 +148,9 @@ class QaOptions(TaskOptions):
                              f"model.max_question_tokens - 4 ({room}): windows need new context tokens")
         if self.labels is not None and self.labels != [ANSWER]:
             raise ValueError("model.labels of a qa model is ['answer'] (the label of answer spans)")
+        if self.passage_prior == "bm25" and not all(importlib.util.find_spec(m) for m in ("bm25s", "Stemmer")):
+            raise ValueError("model.passage_prior: bm25 needs the retrieval extra: "
+                             "pip install 'medtune[retrieval]' -c constraints.txt")
         return self
 
 
@@ -179,7 +183,6 @@ class QaTask(Task):
         self.passage_prior: str = meta.get("passage_prior", "off")
         self.passage_top_k: int | None = meta.get("passage_top_k")
         self.passage_weight: float = float(meta.get("passage_weight", 0.0))
-        self._ranker: SentenceRanker | None = None
 
     @classmethod
     def meta_from_config(cls, config: Any, train_docs: list[Document]) -> dict[str, Any]:
@@ -304,9 +307,8 @@ class QaTask(Task):
         return (self.passage_top_k, self.passage_weight) if self.passage_prior == "bm25" else None
 
     def _rankings(self, docs: list[Document]) -> list[SentenceRanking]:
-        if self._ranker is None:
-            self._ranker = SentenceRanker()
-        return [self._ranker.rank(doc.text, doc.text_pair or "") for doc in docs]
+        ranker = SentenceRanker()  # its indexes hold note text: dropped with this batch
+        return [ranker.rank(doc.text, doc.text_pair or "") for doc in docs]
 
     def _score(self, model: nn.Module, docs: list[Document], *, batch_size: int, device: torch.device,
                bf16: bool, diagnostics: Counter, prior: Any = "model") -> list[_Scored]:
@@ -322,7 +324,7 @@ class QaTask(Task):
                 context = contexts[doc.text] = context_tokens(self.tokenizer, doc.text)
             planned = self._windows(doc, d, context, diagnostics)
             if rankings is not None and prior[0] is not None:
-                read = [w for w in planned if w.end > w.start and rankings[d].overlaps_top(
+                read = [w for w in planned if w.end <= w.start or rankings[d].overlaps_top(
                     int(context.starts[w.start]), int(context.ends[w.end - 1]), prior[0])]
                 diagnostics["windows_skipped_by_passage_prior"] += len(planned) - len(read)
                 planned = read
@@ -408,7 +410,11 @@ class QaTask(Task):
                        device: torch.device, bf16: bool) -> None:
         """The passage prior (``passage_prior: bm25``), then, with the no-answer option, the threshold: each
         the setting that maximises dev F1 becomes the model's."""
-        if dev_docs and self.passage_prior == "bm25":
+        if self.passage_prior == "bm25" and not dev_docs:
+            logger.warning("model.passage_prior: bm25 is tuned on the dev split, and this run has none: the "
+                           "model ships without it (passage_prior off)")
+            self.passage_prior = self.meta["passage_prior"] = "off"
+        elif self.passage_prior == "bm25":
             self.tune_passage_prior(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
         if not (self.no_answer and dev_docs):
             return
@@ -422,7 +428,9 @@ class QaTask(Task):
         """The epoch is chosen by dev F1 at the prior and threshold tuned on dev, as the model ships."""
         kwargs = {"batch_size": batch_size, "device": device, "bf16": bf16}
         if self.passage_prior == "bm25" and dev_docs:
-            scored = self._tuned_prior(model, dev_docs, **kwargs)["scored"]
+            tuned = self._tuned_prior(model, dev_docs, **kwargs)
+            # read again as the model will (the windows over the top sentences only: their no-answer score)
+            scored = self._dev_scores(model, dev_docs, prior=(tuned["top_k"], tuned["weight"]), **kwargs)
         elif not self.no_answer:
             return super().dev_predictions(model, dev_docs, **kwargs)
         else:

@@ -59,7 +59,8 @@ class SentenceRanking:
 
 
 class SentenceRanker:
-    """BM25 rankings of a context's sentences; one index per distinct context (contexts repeat over questions)."""
+    """BM25 rankings of a context's sentences; one index per distinct context (contexts repeat over questions).
+    The indexes hold the contexts' words: a ranker lives for one batch of questions, never longer."""
 
     def __init__(self) -> None:
         # the package medtune.retrieval is not imported: it imports the tasks (a circle)
@@ -82,11 +83,14 @@ class SentenceRanker:
             sentences = [(a, b) for a, b in split_sentences(context) if b > a] or [(0, len(context))]
             starts = np.array([a for a, _ in sentences], dtype=np.int64)
             ends = np.array([b for _, b in sentences], dtype=np.int64)
-            index = self._bm25s.BM25(method="lucene")
-            index.index(self._tokens([context[a:b] for a, b in sentences], ids=True), show_progress=False)
+            tokens = self._tokens([context[a:b] for a, b in sentences], ids=True)
+            index = None
+            if len(tokens.vocab):  # a context of stop words or punctuation only has nothing to rank
+                index = self._bm25s.BM25(method="lucene")
+                index.index(tokens, show_progress=False)
             entry = self._indexes[context] = (starts, ends, index)
         starts, ends, index = entry
-        words = self._tokens([question], ids=False)[0]
+        words = self._tokens([question], ids=False)[0] if index is not None else []
         raw = (np.asarray(index.get_scores(words), dtype=np.float64) if words
                else np.zeros(len(starts), dtype=np.float64))
         best = float(raw.max()) if len(raw) else 0.0
@@ -99,13 +103,13 @@ class SentenceRanker:
 
 def prior_candidates(candidates: Sequence[tuple[float, int, int]], ranking: SentenceRanking, *,
                      top_k: int | None, weight: float) -> list[tuple[float, int, int]]:
-    """The candidates that start in a ``top_k`` sentence (all of them when none does), each score +
-    ``weight`` x its sentence's score, best first (ties: earlier, then shorter)."""
+    """The candidates that start in a ``top_k`` sentence, each score + ``weight`` x its sentence's score,
+    best first (ties: earlier, then shorter). None left: the question gets no answer."""
     if not candidates:
         return []
     arr = np.array([(s, a, b) for s, a, b in candidates], dtype=np.float64)
     sentence = ranking.sentence_of(arr[:, 1].astype(np.int64))
-    keep = _kept(ranking.ranks[sentence], top_k)
+    keep = np.ones(len(arr), dtype=bool) if top_k is None else ranking.ranks[sentence] < top_k
     score = arr[:, 0] + weight * ranking.scores[sentence]
     out = [(float(score[i]), int(arr[i, 1]), int(arr[i, 2])) for i in np.flatnonzero(keep)]
     return sorted(out, key=lambda c: (-c[0], c[1], c[2]))
@@ -116,7 +120,7 @@ def tune_passage_prior(f1_of: Sequence[Any], candidates: Sequence[Sequence[tuple
     """``(top_k, weight, mean dev F1)`` of the best grid point; ``f1_of[q](start, end)`` scores an answer.
 
     The answer of each grid point is exactly the rank-1 candidate :func:`prior_candidates` gives. A
-    question without candidates scores the empty answer (``f1_of[q](0, 0)``).
+    question without candidates left scores the empty answer (``f1_of[q](0, 0)``).
     Ties: the smaller weight, then the larger ``top_k`` (the mildest prior).
     """
     prepared = []
@@ -137,10 +141,10 @@ def tune_passage_prior(f1_of: Sequence[Any], candidates: Sequence[Sequence[tuple
         for weight in WEIGHT_GRID:
             total = 0.0
             for q, (arr, ranks, scores, _) in enumerate(prepared):
-                if not len(arr):
+                keep = np.ones(len(arr), dtype=bool) if top_k is None else ranks < top_k
+                if not keep.any():
                     total += answer_f1(q, 0, 0)
                     continue
-                keep = _kept(ranks, top_k)
                 score = np.where(keep, arr[:, 0] + weight * scores, -np.inf)
                 tied = np.flatnonzero(score == score.max())
                 i = tied[np.lexsort((arr[tied, 2], arr[tied, 1]))[0]]
@@ -151,8 +155,3 @@ def tune_passage_prior(f1_of: Sequence[Any], candidates: Sequence[Sequence[tuple
                 best, best_point = key, (top_k, weight, mean)
     return best_point
 
-
-def _kept(ranks: np.ndarray, top_k: int | None) -> np.ndarray:
-    """Candidates in a ``top_k`` sentence; every candidate when none is (the windows read still answer)."""
-    keep = np.ones(len(ranks), dtype=bool) if top_k is None else ranks < top_k
-    return keep if keep.any() else np.ones(len(ranks), dtype=bool)

@@ -67,8 +67,12 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
                                        "max_grad_norm": spec["max_grad_norm"], **privacy}}
     if spec["physical_batch_size"] and spec["epsilon"] is not None:
         overrides["privacy"]["dp"]["physical_batch_size"] = spec["physical_batch_size"]
+    if spec.get("head_only") and spec["epsilon"] is not None:
+        overrides["privacy"]["dp"]["head_only"] = True
     config = RunConfig.from_yaml(ROOT / config_path, overrides=overrides)
     name = f"{spec['task']}-" + (f"eps{spec['epsilon']:g}" if spec["epsilon"] is not None else "non-private")
+    if spec.get("head_only") and spec["epsilon"] is not None:
+        name += "-head"
     with tempfile.TemporaryDirectory(prefix="medtune-dp-") as tmp:
         out_dir = Path(spec["models_dir"]) / name if spec["models_dir"] else Path(tmp) / name
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -79,7 +83,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     train = m["train"]
     out = {"task": spec["task"], "epsilon_target": spec["epsilon"], "private": spec["epsilon"] is not None,
            "batch_size": config.training.batch_size, "learning_rate": config.training.learning_rate,
-           "epochs": config.training.epochs, "train_runtime_s": train["runtime_s"], "total_s": round(total, 1),
+           "epochs": config.training.epochs, "head_only": bool(spec.get("head_only")),
+           "train_runtime_s": train["runtime_s"], "total_s": round(total, 1),
            "cpu_s": round(cpu, 1),
            "documents": train["documents"], "windows": train["windows"],
            "documents_per_second": round(train["documents"] * float(train["epochs"] or 0) / max(train["runtime_s"], 1e-9), 3),
@@ -113,6 +118,8 @@ def main() -> None:
     parser.add_argument("--accountant", default="prv", choices=["prv", "rdp"])
     parser.add_argument("--physical-batch-size", type=int, default=64,
                         help="most windows per forward pass of a private run (memory); 0 = no limit")
+    parser.add_argument("--head-only", action="store_true",
+                        help="private runs train the task head only (privacy.dp.head_only)")
     parser.add_argument("--models-dir", default=None,
                         help="keep each model as DIR/TASK-epsN (default runs/dp; --quick: discarded; '' discards)")
     parser.add_argument("--audit-docs", type=int, default=500,
@@ -146,6 +153,7 @@ def main() -> None:
                     "dp_batch_size": args.dp_batch_size, "dp_learning_rate": args.dp_learning_rate,
                     "max_grad_norm": args.max_grad_norm, "accountant": args.accountant,
                     "physical_batch_size": args.physical_batch_size, "models_dir": args.models_dir,
+                    "head_only": args.head_only,
                     "audit_docs": args.audit_docs}
             print(f"[dp] {task} epsilon={epsilon if epsilon is not None else 'inf (non-private)'}", flush=True)
             child = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True,

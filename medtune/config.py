@@ -132,6 +132,10 @@ class DPConfig(_Strict):
     freeze_embeddings: bool = Field(
         True, description="keep the word embeddings as pretrained (public; fastest). Position and "
         "token-type embeddings always stay as pretrained in a private run")
+    head_only: bool = Field(
+        False, description="train the task head only; the whole encoder stays as pretrained (public): a few "
+        "thousand noised parameters instead of millions, so far more signal per step, at the price of a "
+        "frozen encoder")
 
     @field_validator("delta")
     @classmethod

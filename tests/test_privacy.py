@@ -293,3 +293,24 @@ def test_resuming_needs_the_same_privacy_plan(tiny_model_dir, tmp_path):
         train(config(tiny_model_dir, tmp_path, training={"epochs": 2}, privacy=False), out, resume=True)
     result = train(cfg, out, resume=True)
     assert result.metrics["privacy"]["steps"] == 8 and result.metrics["privacy"]["epsilon_spent"] <= 8
+
+
+def test_head_only_trains_the_head_and_leaves_the_encoder_as_pretrained(tiny_model_dir, tmp_path):
+    from transformers import AutoModel
+
+    cfg = config(tiny_model_dir, tmp_path, "classification", dp={"head_only": True}, training={"epochs": 2})
+    result = train(cfg, tmp_path / "model")
+    assert 0 < result.metrics["privacy"]["epsilon_spent"] <= 8
+    pretrained = AutoModel.from_pretrained(tiny_model_dir).state_dict()
+    with safe_open(str(tmp_path / "model" / "model.safetensors"), framework="pt") as weights:
+        saved = {k: weights.get_tensor(k) for k in weights.keys()}
+    encoder = {k.split("encoder.", 1)[1]: v for k, v in saved.items() if k.startswith("encoder.")}
+    head = {k: v for k, v in saved.items() if not k.startswith("encoder.")}
+    assert encoder and head
+    shared = [name for name in encoder if name in pretrained]
+    assert len(shared) > len(encoder) // 2
+    for name in shared:
+        assert torch.equal(encoder[name], pretrained[name]), name  # not one encoder weight moved
+    _, start, _ = _prepared_model(cfg)
+    trainable = [n for n, p in start.named_parameters() if p.requires_grad]
+    assert trainable and all(not n.startswith("encoder.") for n in trainable)

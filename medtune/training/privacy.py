@@ -215,11 +215,16 @@ def _world_size() -> int:
     return int(value) if value.isdigit() else 1
 
 
-def freeze_public_parts(model: nn.Module, *, word_embeddings: bool) -> list[str]:
+def freeze_public_parts(model: nn.Module, *, word_embeddings: bool, head_only: bool = False) -> list[str]:
     """Freeze what stays as pretrained in a private run (public weights): every embedding table of the
     encoder but the word embeddings (position ids come from a shared buffer that per-example clipping
-    cannot read), the word embeddings too when ``word_embeddings``, and the unused pooler. The names."""
+    cannot read), the word embeddings too when ``word_embeddings``, and the unused pooler; with
+    ``head_only``, the whole encoder (only the task head is trained). The names."""
     encoder = getattr(model, "encoder", model)
+    if head_only:
+        for p in encoder.parameters():
+            p.requires_grad_(False)
+        return ["encoder"]
     words = encoder.get_input_embeddings() if hasattr(encoder, "get_input_embeddings") else None
     frozen = []
     for name, module in encoder.named_modules():
@@ -344,7 +349,8 @@ class PrivateTrainingRun(TrainingRun):
         from medtune.training.dp_trainer import unit_loss_for
 
         model = super().build_model(prepared)
-        self.frozen = freeze_public_parts(model, word_embeddings=self.dp.freeze_embeddings)
+        self.frozen = freeze_public_parts(model, word_embeddings=self.dp.freeze_embeddings,
+                                          head_only=self.dp.head_only)
         check_private_model(model)
         self._unit_loss = unit_loss_for(model, prepared.task.name)
         return model

@@ -222,6 +222,9 @@ def freeze_public_parts(model: nn.Module, *, word_embeddings: bool, head_only: b
     ``head_only``, the whole encoder (only the task head is trained). The names."""
     encoder = getattr(model, "encoder", model)
     if head_only:
+        if encoder is model:
+            raise ConfigError("privacy: dp.head_only needs a model with an encoder and a task head; this one has "
+                              "no encoder part", fix="remove dp.head_only")
         for p in encoder.parameters():
             p.requires_grad_(False)
         return ["encoder"]

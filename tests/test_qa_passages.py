@@ -199,5 +199,5 @@ def test_predictions_score_on_dev_what_tuning_said(tiny_tokenizer):
     task = _task(tiny_tokenizer)
     model = KeywordModel(_id(tiny_tokenizer, "breast"), _id(tiny_tokenizer, "cancer"))
     tuned = task.tune_passage_prior(model, dev, batch_size=4, device=torch.device("cpu"), bf16=False)
-    preds, diagnostics = _predict(task, model, [d.copy(annotations=False) for d in dev])
+    preds, _ = _predict(task, model, [d.copy(annotations=False) for d in dev])
     assert squad_metrics(dev, preds)["f1"] == pytest.approx(tuned["dev_f1"])

@@ -386,10 +386,8 @@ class QaTask(Task):
                                for f, s in zip(f1_of, raw)])) if raw else 0.0
         rankings = self._rankings(dev_docs)
         top_k, weight, f1 = tune_passage_prior(f1_of, [s.candidates for s in raw], rankings)
-        scored = [_Scored(prior_candidates(s.candidates, r, top_k=top_k, weight=weight), s.null)
-                  for s, r in zip(raw, rankings)]
         return {"top_k": top_k, "weight": weight, "dev_f1": round(f1, 6), "dev_f1_reader_alone": round(alone, 6),
-                "questions": len(dev_docs), "scored": scored}
+                "questions": len(dev_docs)}
 
     def tune_passage_prior(self, model: nn.Module, dev_docs: list[Document], *, batch_size: int,
                            device: torch.device, bf16: bool) -> dict[str, Any]:
@@ -404,7 +402,7 @@ class QaTask(Task):
         logger.info("passage prior tuned on %d dev questions: top_k %s, weight %s (dev F1 %.4f; reader alone %.4f)",
                     len(dev_docs), tuned["top_k"] or "all", tuned["weight"], tuned["dev_f1"],
                     tuned["dev_f1_reader_alone"])
-        return {k: v for k, v in tuned.items() if k != "scored"}
+        return tuned
 
     def after_training(self, model: nn.Module, dev_docs: list[Document], *, batch_size: int,
                        device: torch.device, bf16: bool) -> None:

@@ -13,7 +13,12 @@ Rows, all on the same notes of the same run (``physionet-deid``, split by patien
 - ``model@tuned``: the model alone at the weight chosen on **dev** for the target recall of the model
   alone (``tune_outside_weight`` without rules);
 - ``rules+model@1`` and ``rules+model@tuned``: the union, at 1.0 and at the weight chosen on dev for
-  the target recall of the union (what ``medtune deid-tune`` stores, and ``medtune deid`` runs).
+  the target recall of the union (what ``medtune deid-tune`` stores, and ``medtune deid`` runs);
+- ``rules+model@tuned, keep not-PHI``: the same union with the model's spans that
+  :mod:`medtune.deid.not_phi` drops kept (``not_phi=False``; its weight tuned on dev the same way), to
+  show what that filter does.
+
+Every model row but the last-named drops those spans, as ``medtune deid`` does by default.
 
 Columns: binary token recall / precision (a PHI token found by a span of any type; see
 ``medtune.deid.evaluate``), per-type token recall, strict and lenient entity F1 (same category), the
@@ -142,8 +147,10 @@ def main() -> None:
     dev_rules = PhiDetector(rules=True).detect(dev)
     alone = tune_outside_weight(predictor, dev, args.target_recall, batch_size=args.batch_size)
     union = tune_outside_weight(predictor, dev, args.target_recall, dev_rules, batch_size=args.batch_size)
+    kept = tune_outside_weight(predictor, dev, args.target_recall, dev_rules, batch_size=args.batch_size,
+                               not_phi=False)
     print(f"dev ({len(dev)} notes): model alone -> outside_weight {alone.weight:g} (reached {alone.reached}); "
-          f"rules + model -> {union.weight:g} (reached {union.reached})")
+          f"rules + model -> {union.weight:g} (reached {union.reached}); keeping not-PHI -> {kept.weight:g}")
 
     rows: list[dict[str, Any]] = []
     presidio_note = None
@@ -159,13 +166,15 @@ def main() -> None:
     rules = PhiDetector(rules=True)
     found, seconds = timed(rules.detect, bare)
     rows.append(row("rules", gold, found, seconds))
-    systems = [("model@1", False, 1.0), (f"model@{alone.weight:g}", False, alone.weight),
-               ("rules+model@1", True, 1.0), (f"rules+model@{union.weight:g}", True, union.weight)]
-    for name, with_rules, weight in systems:
+    systems = [("model@1", False, 1.0, True), (f"model@{alone.weight:g}", False, alone.weight, True),
+               ("rules+model@1", True, 1.0, True),
+               (f"rules+model@{kept.weight:g}, keep not-PHI", True, kept.weight, False),
+               (f"rules+model@{union.weight:g}", True, union.weight, True)]
+    for name, with_rules, weight, not_phi in systems:
         detector = PhiDetector(rules=with_rules, model=args.model, outside_weight=weight,
-                               batch_size=args.batch_size, mode=args.mode)
+                               batch_size=args.batch_size, mode=args.mode, not_phi=not_phi)
         found, seconds = timed(detector.detect, bare)
-        rows.append(row(name, gold, found, seconds, outside_weight=weight,
+        rows.append(row(name, gold, found, seconds, outside_weight=weight, not_phi=not_phi,
                         precision_mode=detector.predictor.precision))
 
     # the shipped system (rules + model at the dev-tuned weight, the last row) against every other row:
@@ -189,7 +198,8 @@ def main() -> None:
     result = {
         "split": args.split, "documents": len(gold), "phi_tokens": rows[-1]["metrics"]["tokens"]["phi"],
         "model": str(args.model), "mode": args.mode, "target_recall": args.target_recall,
-        "dev": {"documents": len(dev), "model_alone": alone.to_dict(), "rules_and_model": union.to_dict()},
+        "dev": {"documents": len(dev), "model_alone": alone.to_dict(), "rules_and_model": union.to_dict(),
+                "rules_and_model_keep_not_phi": kept.to_dict()},
         "rows": rows, "table": table, "presidio_skipped": presidio_note,
         "comparisons": {"unit": "notes", "resamples": 1000, "seed": 0, "pairs": comparisons},
         "cpu": cpu_name(), "python": platform.python_version(), "date": dt.date.today().isoformat(),

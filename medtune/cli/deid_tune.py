@@ -30,6 +30,9 @@ def deid_tune(
     mode: str = typer.Option("auto", "--mode", help="inference mode (auto, fp32, bf16), as the model will run"),
     batch_size: int = typer.Option(16, "--batch-size"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the sweep, store nothing"),
+    not_phi: bool = typer.Option(True, "--not-phi/--keep-not-phi", help="tune as `medtune deid` runs by default: "
+                                 "the model's spans that are not PHI under Safe Harbor dropped (medtune.deid.not_phi); "
+                                 "--keep-not-phi for a pipeline with not_phi: false"),
 ) -> None:
     """Sweep the decoding bias outside_weight (1.0 down to 1e-6) and store the largest weight whose binary
     token recall on the split reaches the target (config.json; the sweep in metrics.json; the card)."""
@@ -45,7 +48,7 @@ def deid_tune(
                           fix="give annotated notes (the dev split of physionet-deid, or your own)")
     predictor = load_phi_model(model, mode=mode, batch_size=batch_size)
     rule_spans = PhiDetector(rules=True).detect(gold) if rules else None
-    result = tune_outside_weight(predictor, gold, target_recall, rule_spans, batch_size=batch_size)
+    result = tune_outside_weight(predictor, gold, target_recall, rule_spans, batch_size=batch_size, not_phi=not_phi)
     what = "model + rules" if rules else "model alone"
     for row in result.table:
         typer.echo(f"outside_weight {row['weight']:<10g} recall {row['recall']:.4f}  precision {row['precision']:.4f}")

@@ -3,7 +3,7 @@
 * :mod:`~medtune.deid.types`: the PHI categories and how corpus labels map onto them;
 * :mod:`~medtune.deid.rules`: the pattern library (named regexes with their examples);
 * :mod:`~medtune.deid.detect`: :class:`PhiDetector`, the rules united with the PHI NER model
-  (:mod:`~medtune.deid.model`);
+  (:mod:`~medtune.deid.model`), less what is not PHI (:mod:`~medtune.deid.not_phi`);
 * :mod:`~medtune.deid.surrogates` and :mod:`~medtune.deid.dates`: format-keeping surrogates under a key;
 * :mod:`~medtune.deid.replace`: replacement modes, the offset map (:func:`to_original`);
 * :mod:`~medtune.deid.deidentify`: :class:`Deidentifier` and :func:`deid`;

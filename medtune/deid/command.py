@@ -26,7 +26,9 @@ output keeps metadata.deid: what was replaced (types, new offsets) and the offse
 original. Every output is written atomically, all of them only when every input was read.
 
 Detection: the rules, and the PHI model when --pipeline (e.g. pipelines/deid.yaml) or --model names
-one; without either, the rules alone (lower recall). Surrogates are consistent per patient
+one; without either, the rules alone (lower recall). What HIPAA's Safe Harbor does not count as PHI
+(a state, a country, an age of 89 or less) and numbers that measure ("6/10 pain", "3/4 str") stay
+in the text even where the model marks them; --keep-not-phi replaces them too. Surrogates are consistent per patient
 (metadata.patient, else the document id) under --date-shift-key KEYFILE (a secret file); without it a
 random key is drawn for the run. --audit writes one JSON line per replacement (document, type, source,
 offsets; no PHI) unless --audit-include-text, which puts the original PHI into the audit.
@@ -162,7 +164,8 @@ def _outputs(plan: list[_Input], output: Path) -> list[list[Path]]:
 
 
 def build_pipeline(pipeline: Optional[Path], *, rules: Optional[bool], model: Optional[Path],
-                   outside_weight: Optional[float], replace: Optional[str], key_file: Optional[Path]) -> Any:
+                   outside_weight: Optional[float], replace: Optional[str], key_file: Optional[Path],
+                   times: Optional[bool] = None, not_phi: Optional[bool] = None) -> Any:
     """The pipeline to run: ``pipeline`` (its ``deid`` component with the options given here replacing
     its settings), or one ``deid`` component from the options alone."""
     from pydantic import ValidationError
@@ -183,6 +186,10 @@ def build_pipeline(pipeline: Optional[Path], *, rules: Optional[bool], model: Op
         update["replace"] = replace
     if key_file is not None:
         update["key_file"] = str(key_file.resolve())
+    if times is not None:
+        update["times"] = times
+    if not_phi is not None:
+        update["not_phi"] = not_phi
     if pipeline is None:
         try:
             config = DeidConfig.model_validate({"kind": "deid", **update})
@@ -223,7 +230,8 @@ def _audit_records(original: Any, doc: Any, include_text: bool) -> Iterator[dict
 def run_deid(items: List[str], output: Path, *, texts: Optional[List[str]] = None, pipeline: Optional[Path] = None,
              rules: Optional[bool] = None, model: Optional[Path] = None, outside_weight: Optional[float] = None,
              replace: Optional[str] = None, key_file: Optional[Path] = None, audit: Optional[Path] = None,
-             audit_include_text: bool = False, batch_size: int = 16) -> DeidResult:
+             audit_include_text: bool = False, batch_size: int = 16, times: Optional[bool] = None,
+             not_phi: Optional[bool] = None) -> DeidResult:
     """De-identify the inputs into ``output`` (see ``medtune deid --help``); returns counts only."""
     import contextlib
     import json
@@ -245,7 +253,7 @@ def run_deid(items: List[str], output: Path, *, texts: Optional[List[str]] = Non
     plan = plan_inputs(items, list(texts or []))
     targets = _outputs(plan, output)
     pipe = build_pipeline(pipeline, rules=rules, model=model, outside_weight=outside_weight, replace=replace,
-                          key_file=key_file)
+                          key_file=key_file, times=times, not_phi=not_phi)
     comp = next(c for c in pipe.components if c.kind == "deid")
     result = DeidResult(rules_only=comp.config.model is None)
     single = output.suffix.lower() in _JSONL_SUFFIXES
@@ -301,6 +309,12 @@ def deid_command(
     audit_include_text: bool = typer.Option(False, "--audit-include-text", help="ALSO PUT THE ORIGINAL PHI TEXT "
                                             "INTO THE AUDIT (the audit file then holds PHI: protect it)"),
     batch_size: int = typer.Option(16, "--batch-size", help="documents per batch"),
+    times: Optional[bool] = typer.Option(None, "--times/--no-times", help="also replace clock times next to a "
+                                         "date (default: off, or as the pipeline says)"),
+    not_phi: Optional[bool] = typer.Option(None, "--not-phi/--keep-not-phi", help="drop the model's spans that "
+                                           "HIPAA Safe Harbor does not count as PHI (states, countries, ages of 89 "
+                                           "or less) and numbers that measure (default: dropped); --keep-not-phi "
+                                           "replaces them too"),
 ) -> None:
     from medtune.deid.replace import check_mode
 
@@ -309,7 +323,8 @@ def deid_command(
         check_mode(replace)
     result = run_deid(list(inputs or []), output, texts=list(text or []), pipeline=pipeline, rules=rules,
                       model=model, outside_weight=outside_weight, replace=replace, key_file=date_shift_key,
-                      audit=audit, audit_include_text=audit_include_text, batch_size=batch_size)
+                      audit=audit, audit_include_text=audit_include_text, batch_size=batch_size, times=times,
+                      not_phi=not_phi)
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(result.replaced.items())) or "none"
     typer.echo(f"{result.documents} documents de-identified, {sum(result.replaced.values())} PHI spans replaced "
                f"({kinds}); written to {output}")

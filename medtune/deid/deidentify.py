@@ -28,10 +28,10 @@ class Deidentifier:
 
     def __init__(self, *, rules: bool = True, model: str | Path | None = None, outside_weight: float | None = None,
                  replace: str = "surrogate", key: bytes | None = None, key_file: str | Path | None = None,
-                 batch_size: int = 16, mode: str = "auto", times: bool = False) -> None:
+                 batch_size: int = 16, mode: str = "auto", times: bool = False, not_phi: bool = True) -> None:
         self.replace = check_mode(replace)
         self.detector = PhiDetector(rules=rules, model=model, outside_weight=outside_weight,
-                                    batch_size=batch_size, mode=mode, times=times)
+                                    batch_size=batch_size, mode=mode, times=times, not_phi=not_phi)
         if key is not None and key_file is not None:
             raise ConfigError("give a key or a key file, not both", fix="pass key_file= only")
         self.keyed = key is not None or key_file is not None
@@ -63,13 +63,14 @@ def _as_document(item: Any, n: int) -> Document:
 
 def deid(inputs: str | Document | Iterable[str | Document], *, rules: bool = True, model: str | Path | None = None,
          outside_weight: float | None = None, replace: str = "surrogate", key_file: str | Path | None = None,
-         batch_size: int = 16) -> Document | list[Document]:
+         batch_size: int = 16, not_phi: bool = True) -> Document | list[Document]:
     """De-identify a text, a :class:`~medtune.document.Document` or a list of them; returns the same shape.
 
     ``rules`` (the pattern library), ``model`` (a PHI NER model directory, e.g. ``models/deid``) and
     ``outside_weight`` (its decoding bias) choose the detection; ``replace`` is ``surrogate``, ``tag`` or
     ``mask``; ``key_file`` a secret file that makes surrogates and date shifts reproducible and
-    consistent across calls (without it a random key is drawn per call). The result keeps, in
+    consistent across calls (without it a random key is drawn per call); ``not_phi=False`` also replaces
+    what the model marks that Safe Harbor does not count as PHI (:mod:`medtune.deid.not_phi`). The result keeps, in
     ``metadata["deid"]``, what was replaced (types, new offsets) and the offset map to the original
     text (``medtune.deid.replace.to_original``). A pipeline with a ``deid`` component does the same
     inside ``medtune.Pipeline``.
@@ -78,7 +79,7 @@ def deid(inputs: str | Document | Iterable[str | Document], *, rules: bool = Tru
     items = [inputs] if single else list(inputs)  # type: ignore[list-item]
     docs = [_as_document(item, n) for n, item in enumerate(items, start=1)]
     engine = Deidentifier(rules=rules, model=model, outside_weight=outside_weight, replace=replace,
-                          key_file=key_file, batch_size=batch_size)
+                          key_file=key_file, batch_size=batch_size, not_phi=not_phi)
     out: list[Document] = []
     for start in range(0, len(docs), batch_size):
         out.extend(engine(docs[start:start + batch_size]))

@@ -6,7 +6,10 @@ with their category (``DATE``, ``NAME``, ...), model spans with the model's own 
 ``model+rules``) and ``attributes["patterns"]`` which rules did. Overlapping spans, of either source,
 are merged into their union, so that no character either source marked is lost; the merged span keeps
 the label of its longest part (the model's on a tie). A name or place found once is then found
-everywhere in the note (:func:`propagate`; ``attributes["propagated"]``). The model is loaded on first use through
+everywhere in the note (:func:`propagate`; ``attributes["propagated"]``). Model spans that are not PHI
+under HIPAA's Safe Harbor (a state, a country, an age of 89 or less) or that are a number in a
+measurement context ("6/10 pain", "3/4 str") are dropped first (:mod:`medtune.deid.not_phi`; off with
+``not_phi=False``). The model is loaded on first use through
 :func:`medtune.deid.model.load_phi_model` (and run by :func:`~medtune.deid.model.predict_phi`).
 """
 
@@ -17,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
+from medtune.deid.not_phi import drop_not_phi
 from medtune.deid.rules import DEFAULT_PATTERNS, PATTERNS, Pattern, find_phi, is_common_word
 from medtune.deid.types import PhiCategory, category_of
 from medtune.document import Document, Span
@@ -116,10 +120,12 @@ def _model_api() -> tuple[Callable[..., Any], Callable[..., list[list[Span]]]]:
 
 class PhiDetector:
     """Rules and/or a PHI NER model; ``detect(docs)`` gives each document's PHI spans (see the module
-    docstring). ``outside_weight`` overrides the model's stored decoding bias (below 1: more recall)."""
+    docstring). ``outside_weight`` overrides the model's stored decoding bias (below 1: more recall);
+    ``not_phi=False`` keeps the model's spans that :mod:`medtune.deid.not_phi` would drop."""
 
     def __init__(self, rules: bool = True, model: str | Path | None = None, outside_weight: float | None = None,
-                 batch_size: int = 16, *, mode: str = "auto", propagate: bool = True, times: bool = False) -> None:
+                 batch_size: int = 16, *, mode: str = "auto", propagate: bool = True, times: bool = False,
+                 not_phi: bool = True) -> None:
         if not rules and model is None:
             raise ConfigError("PHI detection needs the rules, a model or both; both are off",
                               fix="keep the rules on, or give a PHI model directory")
@@ -131,6 +137,7 @@ class PhiDetector:
         self.batch_size = batch_size
         self.mode = mode
         self.propagate = propagate
+        self.not_phi = not_phi
         self.patterns = PATTERNS if times else DEFAULT_PATTERNS  # clock times only when asked (rules.py)
         self._predictor: Any = None
 
@@ -157,7 +164,9 @@ class PhiDetector:
             _, predict_phi = _model_api()
             bare = [Document(id=doc.id, text=doc.text) for doc in docs]
             predicted = predict_phi(predictor, bare, self.batch_size)
-            for spans, model_spans in zip(found, predicted):
+            for doc, spans, model_spans in zip(docs, found, predicted):
+                if self.not_phi:
+                    model_spans = drop_not_phi(doc.text, model_spans)
                 spans.extend(Span(s.start, s.end, s.label, score=s.score,
                                   attributes={"source": "model"})
                              for s in model_spans)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from medtune.deid.evaluate import binary_token_recall
+from medtune.deid.not_phi import drop_not_phi
 from medtune.document import Document, Span
 from medtune.errors import ConfigError, ModelError
 from medtune.fileutils import atomic_write
@@ -74,10 +75,11 @@ class TuneResult:
     target_recall: float
     table: list[dict[str, float]] = field(default_factory=list)  # weight, recall, precision (per row)
     with_rules: bool = False
+    not_phi: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"weight": self.weight, "reached": self.reached, "target_recall": self.target_recall,
-                "with_rules": self.with_rules, "table": [dict(row) for row in self.table]}
+                "with_rules": self.with_rules, "not_phi": self.not_phi, "table": [dict(row) for row in self.table]}
 
 
 def _union(a: Sequence[Span], b: Sequence[Span]) -> list[Span]:
@@ -87,7 +89,7 @@ def _union(a: Sequence[Span], b: Sequence[Span]) -> list[Span]:
 def tune_outside_weight(predictor: Predictor, dev_docs: Sequence[Document], target_recall: float,
                         rules_spans: Sequence[Sequence[Span]] | None = None, *,
                         weights: Sequence[float] = DEFAULT_WEIGHTS, batch_size: int = 16,
-                        refine: int = 8) -> TuneResult:
+                        refine: int = 8, not_phi: bool = True) -> TuneResult:
     """The largest weight of ``weights`` whose binary token recall on ``dev_docs`` (gold spans = their
     PHI) reaches ``target_recall``; with ``rules_spans`` (one list per document) the recall of the
     union of model and rules. The model runs once: each weight only decodes again.
@@ -95,7 +97,8 @@ def tune_outside_weight(predictor: Predictor, dev_docs: Sequence[Document], targ
     ``refine`` more weights, evenly spaced in log scale, are then tried between the chosen weight and
     the next larger one of the sweep (which missed the target), so that the choice is not a whole
     sweep step more eager than it needs to be. When no weight reaches the target, ``reached`` is False
-    and ``weight`` is the one with the best recall (ties: the larger weight).
+    and ``weight`` is the one with the best recall (ties: the larger weight). ``not_phi``: the model's
+    spans lose what :func:`medtune.deid.not_phi.drop_not_phi` drops, as :class:`PhiDetector` does.
     """
     if not 0.0 < target_recall <= 1.0:
         raise ConfigError(f"the target recall must be in (0, 1], not {target_recall}", fix="e.g. 0.98")
@@ -116,6 +119,8 @@ def tune_outside_weight(predictor: Predictor, dev_docs: Sequence[Document], targ
                                        bf16=predictor.bf16))
     def measure(weight: float) -> dict[str, float]:
         spans = [task.decode(doc, wt, sc, crf, weight).spans for doc, (wt, sc) in zip(docs, scored)]
+        if not_phi:
+            spans = [drop_not_phi(doc.text, s) for doc, s in zip(docs, spans)]
         if rules_spans is not None:
             spans = [_union(m, r) for m, r in zip(spans, rules_spans)]
         recall, precision = binary_token_recall(docs, spans)
@@ -135,7 +140,7 @@ def tune_outside_weight(predictor: Predictor, dev_docs: Sequence[Document], targ
     else:
         chosen, reached = max(table, key=lambda r: (r["recall"], r["weight"])), False
     return TuneResult(weight=chosen["weight"], reached=reached, target_recall=target_recall, table=table,
-                      with_rules=rules_spans is not None)
+                      with_rules=rules_spans is not None, not_phi=not_phi)
 
 
 def store_outside_weight(model_dir: str | Path, weight: float, tuning: dict[str, Any] | None = None) -> None:

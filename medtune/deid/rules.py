@@ -22,7 +22,8 @@ from typing import Iterator
 
 from medtune.deid.types import PhiCategory
 
-__all__ = ["Pattern", "RuleMatch", "PATTERNS", "DEFAULT_PATTERNS", "find_phi", "pattern_names", "common_words"]
+__all__ = ["Pattern", "RuleMatch", "PATTERNS", "DEFAULT_PATTERNS", "find_phi", "pattern_names", "common_words",
+           "measurement_context", "FACILITY_WORDS"]
 
 I = re.IGNORECASE
 
@@ -165,9 +166,11 @@ _YEAR4 = r"(?:19[0-9]{2}|20[0-9]{2})"
 _L = r"(?<![\w./:-])"
 _R = r"(?![\w/:%]|\.[0-9]|-[0-9])"
 # a slash date is not a blood pressure, a strength grade or a fraction of a dose
-_NOT_MD_BEFORE = r"(?<!bp )(?<!bp: )(?<!b/p )(?<!i:e )(?<!strength )(?<!grade )(?<!gcs )"
-_NOT_MD_AFTER = (r"(?!\s*(?:strength|str\b|ns\b|normal saline|tab|tabs\b|dose|mg|ml|cc|units?\b|u\b|"
-                 r"hrs?\b|hours?\b|mins?\b|times|x\b|power|motor|grips?|muscle|bilat|strengh))")
+_MD_NOT_BEFORE = ("bp ", "bp: ", "b/p ", "i:e ", "strength ", "grade ", "gcs ")
+_MD_NOT_AFTER = (r"\s*(?:strength|str\b|ns\b|normal saline|tab|tabs\b|dose|mg|ml|cc|units?\b|u\b|"
+                 r"hrs?\b|hours?\b|mins?\b|times|x\b(?!-?ray)|power|motor|grips?|muscle|bilat|strengh)")
+_NOT_MD_BEFORE = "".join(f"(?<!{re.escape(w)})" for w in _MD_NOT_BEFORE)
+_NOT_MD_AFTER = f"(?!{_MD_NOT_AFTER})"
 _DATE_MDY = rf"{_L}(?:{_MM}/{_DD}/|{_MM}-{_DD}-)(?:{_YEAR4}|[0-9]{{2}}){_R}"
 _DATE_MD = rf"{_L}{_NOT_MD_BEFORE}{_MM}/{_DD}{_R}{_NOT_MD_AFTER}"
 _DATE_ISO = rf"{_L}{_YEAR4}(?:/(?:0[1-9]|1[0-2])/|-(?:0[1-9]|1[0-2])-)(?:0[1-9]|[12][0-9]|3[01]){_R}"
@@ -190,6 +193,8 @@ _FAMILY = (r"(?:son|daughter|dtr|wife|husband|sister|brother|mother|father|niece
            r"(?:son|daughter|sister|brother|mother|father)-in-law)")
 _FACILITY = (r"(?:hospital|hosp|hospiatal|medical center|med ctr|med center|clinic|rehab|rehabilitation|"
              r"health center|nursing home|infirmary|memorial|campus|regional|adventist)")
+#: the facility words of the hospital patterns (a regex alternation), for :mod:`medtune.deid.not_phi`
+FACILITY_WORDS = _FACILITY
 
 DATE_PATTERNS = (
     Pattern("date_mdy", PhiCategory.DATE, re.compile(_DATE_MDY), (
@@ -463,3 +468,15 @@ def find_phi(text: str, patterns: tuple[Pattern, ...] = PATTERNS) -> list[RuleMa
     """Every PHI string the patterns find in ``text``, sorted by offset (matches may overlap)."""
     found = [RuleMatch(start, end, p.category, p.name) for p in patterns for start, end in p.finditer(text)]
     return sorted(found, key=lambda m: (m.start, -m.end, m.pattern))
+
+
+_MEASURE_BEFORE = re.compile("(?i)(?:" + "|".join(re.escape(w) for w in _MD_NOT_BEFORE) + ")$")
+_MEASURE_AFTER = re.compile(f"(?i){_MD_NOT_AFTER}")
+
+
+def measurement_context(text: str, start: int, end: int) -> bool:
+    """Whether the word just before or just after the number pair ``text[start:end]`` makes it a blood
+    pressure, a strength, a grade or a dose rather than a date ("BP 120/80", "GCS 3/15", "5/5 strength",
+    "3/4 str", "1/2 tab"): the words next to which the ``date_md`` pattern never sees a date."""
+    return bool(_MEASURE_BEFORE.search(text, max(0, start - 10), start)
+                or _MEASURE_AFTER.match(text, end, min(len(text), end + 40)))

@@ -161,13 +161,13 @@ def _deid(pipe: Any, gold: list[Document], batch_size: int) -> dict[str, Any]:
     comp = _need(pipe, "deid")
     cfg = comp.config
     detector = PhiDetector(rules=cfg.rules, model=comp.model_path, outside_weight=cfg.outside_weight,
-                           batch_size=min(batch_size, 16), mode=cfg.mode, times=cfg.times)
+                           batch_size=min(batch_size, 16), mode=cfg.mode, times=cfg.times, not_phi=cfg.not_phi)
     found = detector.detect([_bare(d) for d in gold])
     result = deid_metrics(gold, found)
     result["targets"] = target_report(result)
     weight = detector.predictor.task.outside_weight if detector.predictor is not None else None
     result["detector"] = {"rules": cfg.rules, "model": str(comp.model_path) if comp.model_path else None,
-                          "outside_weight": weight}
+                          "outside_weight": weight, "not_phi": cfg.not_phi}
     return result
 
 

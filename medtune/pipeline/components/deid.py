@@ -33,6 +33,9 @@ class DeidConfig(ComponentConfig):
     key_file: str | None = Field(None, description="secret key file (16+ bytes), relative to the pipeline file; "
                                                    "None = a random key per load")
     mode: str = Field("auto", description="inference mode of the model (auto, fp32, bf16)")
+    not_phi: bool = Field(True, description="drop the model's spans that HIPAA Safe Harbor does not count as PHI "
+                                            "(states, countries, ages of 89 or less) and numbers that measure "
+                                            "(\"6/10 pain\", \"3/4 str\"); medtune.deid.not_phi")
 
     @model_validator(mode="after")
     def _detects_something(self) -> "DeidConfig":
@@ -54,7 +57,7 @@ class DeidComponent(Component):
         engine = Deidentifier(rules=cfg.rules, model=self.model_path, outside_weight=cfg.outside_weight,
                               replace=cfg.replace,
                               key_file=resolve_path(cfg.key_file, self.base) if cfg.key_file else None,
-                              mode=cfg.mode, times=cfg.times)
+                              mode=cfg.mode, times=cfg.times, not_phi=cfg.not_phi)
         engine.detector.predictor  # noqa: B018 - load the PHI model now (a service loads before serving)
         return engine
 

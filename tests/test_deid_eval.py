@@ -124,7 +124,7 @@ def test_a_deid_pipeline_is_scored_on_what_its_detector_finds(tmp_path):
     assert list(result)[:2] == ["recall", "precision"]
     assert (result["recall"], result["precision"]) == (expected["recall"], expected["precision"])
     assert result["per_type"] == expected["per_type"] and result["entities"] == expected["entities"]
-    assert result["detector"] == {"rules": True, "model": None, "outside_weight": None}
+    assert result["detector"] == {"rules": True, "model": None, "outside_weight": None, "not_phi": True}
     assert result["task"] == "ner" and "recall" in result["ci"] and "met" in result["targets"]
     written = (tmp_path / "m.json").read_text(encoding="utf-8")
     for secret in ("HEALEY", "CALVERT", "MARY", "410-555"):  # counts and ratios only

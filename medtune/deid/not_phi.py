@@ -29,9 +29,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from importlib import resources
 
-from medtune.deid.rules import FACILITY_WORDS, measurement_context
+from medtune.deid.rules import FACILITY_WORDS, list_lines, measurement_context
 from medtune.deid.types import PhiCategory, category_of
 from medtune.document import Span
 
@@ -56,8 +55,7 @@ _PAIN_BEFORE = re.compile(r"(?i)\b(?:pain|cp|rated|rates|rating|score|scale)\s*(
 @lru_cache(maxsize=None)
 def regions() -> frozenset[str]:
     """Normalised names of the US states, territories and countries (``lists/regions.txt``)."""
-    text = resources.files("medtune.deid").joinpath("lists").joinpath("regions.txt").read_text(encoding="utf-8")
-    return frozenset(_normal(line) for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return frozenset(_normal(line) for line in list_lines("regions.txt"))
 
 
 def _normal(name: str) -> str:

@@ -84,12 +84,14 @@ def common_words() -> frozenset[str]:
     return frozenset(w for w in _list_words("not_names.txt"))
 
 
-def _list_words(name: str) -> list[str]:
+def list_lines(name: str) -> list[str]:
+    """The non-empty lines of ``lists/NAME``, comments (``# ...``) removed and ends stripped."""
     text = resources.files("medtune.deid").joinpath("lists").joinpath(name).read_text(encoding="utf-8")
-    words: list[str] = []
-    for line in text.splitlines():
-        words.extend(line.split("#", 1)[0].split())
-    return words
+    return [kept for line in text.splitlines() if (kept := line.split("#", 1)[0].strip())]
+
+
+def _list_words(name: str) -> list[str]:
+    return [word for line in list_lines(name) for word in line.split()]
 
 
 _WORD = re.compile(r"[A-Za-z](?:[A-Za-z]|['\-](?=[A-Za-z]))*")

@@ -13,7 +13,8 @@ target: >= +1.5 points), and the pretraining cost from the adapted model's ``pre
 already there for a task and seed is reused with ``--reuse`` (e.g. the default runs of an earlier
 ``medtune bench``) only when it is like for like: the same base model (and, for the adapted side, the
 same pretraining steps and date), config path and overrides; a row of an earlier medtune that records
-no config is reused when its base model matches, and is marked ``reused_unverified``. Tasks without a
+no config is reused when its base model matches (a row that records neither, the earliest kind, only for the
+default side), and is marked ``reused_unverified``; the CPUs each side ran on are listed. Tasks without a
 figure on one side are listed as ``missing``, not dropped silently; tasks outside the BLURB macro
 average (``in_macro=False``) are left out of the mean gain. ``--quick`` is a smoke run on small slices
 (``medtune bench --quick``), written to ``benchmarks/results/dapt-quick.json``: not a measurement.
@@ -60,6 +61,10 @@ def reusable(row: dict[str, Any], *, name: str, seed: int, quick: bool, base_mod
         expected = base_model if base_model is not None else RunConfig.from_yaml(config).base_model
     if row.get("task") != name or row.get("seed") != seed or bool(row.get("quick")) != quick:
         return False, "another task, seed or --quick"
+    if "base_model" not in row and "config" not in row:  # the earliest rows: only the config's own base model
+        if base_model is not None or task.starts_from:
+            return False, "no base model recorded"
+        return (not overrides, "no base model or config recorded" if not overrides else "no overrides recorded")
     if row.get("base_model") != expected:
         return False, f"base model {row.get('base_model')}, not {expected}"
     if "config" not in row:  # a row of an earlier medtune: neither config nor overrides recorded
@@ -156,6 +161,9 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"\n**{name}: no figure on the {side} side{'s' if side == 'both' else ''}** (not compared).")
     if result.get("reused_unverified"):
         lines.append(f"\nReused rows of an earlier medtune (config not recorded): {', '.join(result['reused_unverified'])}.")
+    if result.get("cpus"):
+        lines.append(f"\nTrained on: default side {', '.join(result['cpus']['default'])}; adapted side "
+                     f"{', '.join(result['cpus']['adapted'])}.")
     cost = result["pretraining"]
     if "tokens" in cost:
         lines.append(f"\nPretraining: {cost['tokens']} corpus tokens ({cost['documents']} documents, "
@@ -187,12 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     common = {"quick": args.quick, "reuse": args.reuse, "overrides": overrides, "root": args.root}
     default = _rows(tasks, seeds, base_model=None, **common)
     adapted = _rows(tasks, seeds, base_model=args.adapted, **common)
-    defaults = sorted({str(r.get("base_model")) for r in default})
+    defaults = sorted({str(r.get("base_model") or "the config's") for r in default})
     result = {"date": time.strftime("%Y-%m-%d"), "quick": args.quick, "seeds": seeds,
               "default_base_model": ", ".join(defaults) or "default", "adapted": args.adapted,
               "overrides": overrides,
               "reused_unverified": sorted({f"{r['task']}-seed{r['seed']}" for r in default + adapted
                                            if r.get("reused_unverified")}),
+              "cpus": {"default": sorted({str(r.get("cpu")) for r in default}),
+                       "adapted": sorted({str(r.get("cpu")) for r in adapted})},
               "comparison": compare(default, adapted, tasks), "pretraining": pretraining_cost(args.adapted),
               "wall_s": round(time.perf_counter() - start, 1),
               "command": " ".join(["benchmarks/dapt.py", *(argv if argv is not None else sys.argv[1:])])}

@@ -233,6 +233,10 @@ def test_reuse_is_like_for_like_only(dapt, tmp_path):
     assert not dapt.reusable({**same, "seed": 2}, **check)[0]
     legacy = {k: v for k, v in same.items() if k not in ("config", "overrides")}
     assert dapt.reusable(legacy, **check)[0] and not dapt.reusable(legacy, **{**check, "overrides": {"x": 1}})[0]
+    earliest = {k: v for k, v in legacy.items() if k != "base_model"}  # rows that record no base model either
+    assert dapt.reusable(earliest, **check)[0]
+    assert not dapt.reusable(earliest, **{**check, "base_model": str(tmp_path)})[0]  # never for the adapted side
+    assert not dapt.reusable(earliest, **{**check, "overrides": {"x": 1}})[0]
     adapted = {**same, "base_model": str(tmp_path), "base_model_pretraining": {"steps": 1}}
     assert not dapt.reusable(adapted, **{**check, "base_model": str(tmp_path)})[0]  # not that model's state now
     assert dapt.reusable({**adapted, "base_model_pretraining": None}, **{**check, "base_model": str(tmp_path)})[0]

@@ -24,7 +24,10 @@ batches) and ``--dp-learning-rate``; neither is tuned. The non-private runs use 
 ``--unit document`` makes each document (an ADE sentence) its own privacy unit instead of the task's
 (the abstract): a weaker guarantee (an abstract's sentences are protected one by one), far more units,
 so more and less noisy steps for the same epsilon. (Class weights counted over the training data are
-refused under DP: the counts are not private.)
+refused under DP: the counts are not private.) Classification runs decide with ``model.decision:
+dev_threshold`` unless ``--decision argmax``: under DP-SGD every sentence's ADE probability sinks (each
+unit's clipped gradient weighs the same, and four in five are noADE), so argmax finds no ADE sentence
+from models that still rank them (``benchmarks/decision_threshold.py`` measures both on kept models).
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         overrides["privacy"]["dp"]["head_only"] = True
     if spec.get("unit") == "document" and spec["epsilon"] is not None:
         overrides["privacy"]["dp"].pop("unit_field", None)
+    if spec["task"] == "classification" and spec.get("decision", "argmax") != "argmax":
+        overrides["model.decision"] = spec["decision"]  # both sides alike: the private one and the baseline
     config = RunConfig.from_yaml(ROOT / config_path, overrides=overrides)
     name = f"{spec['task']}-" + (f"eps{spec['epsilon']:g}" if spec["epsilon"] is not None else "non-private")
     if spec.get("head_only") and spec["epsilon"] is not None:
@@ -95,6 +100,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     out = {"task": spec["task"], "epsilon_target": spec["epsilon"], "private": spec["epsilon"] is not None,
            "batch_size": config.training.batch_size, "learning_rate": config.training.learning_rate,
            "epochs": config.training.epochs, "head_only": bool(spec.get("head_only")),
+           "decision": getattr(config.model, "decision", None),
            "train_runtime_s": train["runtime_s"], "total_s": round(total, 1),
            "cpu_s": round(cpu, 1),
            "documents": train["documents"], "windows": train["windows"],
@@ -133,6 +139,9 @@ def main() -> None:
                         help="private runs train the task head only (privacy.dp.head_only)")
     parser.add_argument("--unit", default="task", choices=["task", "document"],
                         help="privacy unit of the private runs: the task's (an abstract) or each document")
+    parser.add_argument("--decision", default="dev_threshold", choices=["argmax", "dev_threshold"],
+                        help="classification, every run: argmax, or a cut on ADE's probability tuned on dev "
+                        "(model.decision; DP-SGD's clipping pushes the minority label's scores down as a whole)")
     parser.add_argument("--models-dir", default=None,
                         help="keep each model as DIR/TASK-epsN (default runs/dp; --quick: discarded; '' discards)")
     parser.add_argument("--audit-docs", type=int, default=500,
@@ -166,7 +175,7 @@ def main() -> None:
                     "dp_batch_size": args.dp_batch_size, "dp_learning_rate": args.dp_learning_rate,
                     "max_grad_norm": args.max_grad_norm, "accountant": args.accountant,
                     "physical_batch_size": args.physical_batch_size, "models_dir": args.models_dir,
-                    "head_only": args.head_only, "unit": args.unit,
+                    "head_only": args.head_only, "unit": args.unit, "decision": args.decision,
                     "audit_docs": args.audit_docs}
             print(f"[dp] {task} epsilon={epsilon if epsilon is not None else 'inf (non-private)'}", flush=True)
             child = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True,

@@ -3,7 +3,9 @@
 A document (``text``, optionally preceded by ``text_pair``, e.g. a question) is cut into overlapping
 chunks of ``max_length`` tokens; chunk features are pooled per document before the classifier, so a
 long abstract is read whole. Multi-label models use a sigmoid per label with thresholds tuned on the
-dev split and saved with the model.
+dev split and saved with the model. A single-label model of two labels decides by argmax, or with
+``model.decision: dev_threshold`` by a cut on ``eval.positive_label``'s probability tuned on dev
+(:mod:`medtune.tasks.thresholds`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from medtune.runtime import autocast
 from medtune.tasks.base import Task, pad, tokenize
 from medtune.tasks.options import TaskOptions
 from medtune.tasks.registry import register_task
+from medtune.tasks.thresholds import tune_positive_threshold
 from medtune.trust.calibration import Calibrator
 from medtune.trust.items import ScoredItems
 
@@ -45,6 +48,10 @@ class ClassificationOptions(TaskOptions):
         "none", description="single-label: 'balanced' weights each label's loss by n_docs / (n_labels * "
         "n_docs_with_label) on the training split, so that a minority label (e.g. PubMedQA's 'maybe') is "
         "not ignored; the weights are saved with the model")
+    decision: Literal["argmax", "dev_threshold"] = Field(
+        "argmax", description="single-label with two labels: 'dev_threshold' predicts eval.positive_label "
+        "when its probability reaches the cut that maximises its F1 on the dev split (an imbalanced label; "
+        "a model whose scores shifted but still rank, as under DP-SGD); the cut is saved with the model")
 
 
 @register_task
@@ -60,6 +67,7 @@ class ClassificationTask(Task):
         self.stride: int = meta["stride"]
         self.label_to_id = {lab: i for i, lab in enumerate(self.labels)}
         self.thresholds: dict[str, float] = dict(meta.get("thresholds") or {})
+        self.positive_threshold: float | None = meta.get("positive_threshold")
 
     @classmethod
     def meta_from_config(cls, config: Any, train_docs: list[Document]) -> dict[str, Any]:
@@ -83,6 +91,7 @@ class ClassificationTask(Task):
             "cnn_kernel_sizes": list(config.model.cnn_kernel_sizes),
             "cnn_filters": config.model.cnn_filters,
             "tune_thresholds": config.model.tune_thresholds,
+            **_decision(config, list(labels), bool(multi)),
             **_class_weights(config.model.class_weights, list(labels), bool(multi), train_docs),
         }
 
@@ -188,14 +197,20 @@ class ClassificationTask(Task):
                 out[idx] = probs.cpu().numpy()
         return out
 
-    def decide(self, doc: Document, probs: np.ndarray, thresholds: dict[str, float] | None = None) -> Document:
+    def decide(self, doc: Document, probs: np.ndarray, thresholds: dict[str, float] | None = None,
+               positive_threshold: float | None = None) -> Document:
         pred = doc.copy(annotations=False)
         pred.label_scores = {lab: round(float(p), 6) for lab, p in zip(self.labels, probs)}
         if self.multi_label:
             cut = self.thresholds if thresholds is None else thresholds
             pred.labels = [lab for lab, p in zip(self.labels, probs) if p >= cut.get(lab, 0.5)]
-        else:
+            return pred
+        cut_at = self.positive_threshold if positive_threshold is None else positive_threshold
+        if cut_at is None:
             pred.labels = [self.labels[int(np.argmax(probs))]]
+        else:
+            pos = self.label_to_id[self.meta["positive_label"]]
+            pred.labels = [self.labels[pos if probs[pos] >= cut_at else 1 - pos]]
         return pred
 
     def predict_buffer(self, model: nn.Module, docs: list[Document], *, batch_size: int, device: torch.device,
@@ -204,7 +219,43 @@ class ClassificationTask(Task):
         return [self.decide(doc, p) for doc, p in zip(docs, probs)]
 
     def _tunes_thresholds(self, dev_docs: list[Document]) -> bool:
-        return bool(self.multi_label and self.meta.get("tune_thresholds", True) and dev_docs)
+        if not dev_docs:
+            return False
+        if self.multi_label:
+            return bool(self.meta.get("tune_thresholds", True))
+        return self.meta.get("decision") == "dev_threshold"
+
+    def _fit_positive_threshold(self, probs: np.ndarray, dev_docs: list[Document]) -> tuple[float, float]:
+        positive = self.meta["positive_label"]
+        gold = np.array([positive in doc.labels for doc in dev_docs])
+        return tune_positive_threshold(probs[:, self.label_to_id[positive]], gold)
+
+    def tune_decision(self, model: nn.Module, dev_docs: list[Document], *, positive_label: str | None = None,
+                      batch_size: int = 32, device: torch.device | None = None, bf16: bool = False) -> dict[str, Any]:
+        """Fit the dev-split decision parameters of an already trained model (the multi-label thresholds,
+        or the positive label's cut of ``decision: dev_threshold``; ``positive_label`` turns that on for a
+        model trained with argmax) and keep them in ``meta``; what was fitted, for a report.
+        ``after_training`` does the same at the end of training."""
+        if positive_label is not None and not self.multi_label:
+            if len(self.labels) != 2 or positive_label not in self.labels:
+                raise ConfigError(f"a decision threshold needs one of two labels; {quote_id(positive_label)} is "
+                                  f"not one of this model's ({', '.join(self.labels)})",
+                                  fix="name one of the model's two labels")
+            self.meta.update(decision="dev_threshold", positive_label=positive_label)
+        if not self.multi_label and self.meta.get("decision") != "dev_threshold":
+            raise ConfigError("this single-label model decides by argmax: there is no threshold to tune",
+                              fix="name the positive label (positive_label=...), or train with "
+                              "model.decision: dev_threshold")
+        device = device or torch.device("cpu")
+        probs = self.probabilities(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
+        if self.multi_label:
+            self.thresholds = self._fit_thresholds(probs, dev_docs)  # a parameter of the finished model
+            self.meta["thresholds"] = self.thresholds
+            return {"thresholds": self.thresholds}
+        cut, f1 = self._fit_positive_threshold(probs, dev_docs)
+        self.positive_threshold = cut
+        self.meta["positive_threshold"] = cut
+        return {"positive_label": self.meta["positive_label"], "positive_threshold": cut, "dev_f1": round(f1, 4)}
 
     def _fit_thresholds(self, probs: np.ndarray, dev_docs: list[Document]) -> dict[str, float]:
         gold = np.zeros_like(probs, dtype=bool)
@@ -217,18 +268,24 @@ class ClassificationTask(Task):
                        device: torch.device, bf16: bool) -> None:
         if not self._tunes_thresholds(dev_docs):
             return
-        probs = self.probabilities(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
-        self.thresholds = self._fit_thresholds(probs, dev_docs)  # a parameter of the finished model
-        self.meta["thresholds"] = self.thresholds
-        logger.info("tuned per-label thresholds on %d dev documents", len(dev_docs))
+        fitted = self.tune_decision(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
+        if self.multi_label:
+            logger.info("tuned per-label thresholds on %d dev documents", len(dev_docs))
+        else:
+            logger.info("tuned the %s threshold on %d dev documents: %.4g (dev F1 %.4f)", fitted["positive_label"],
+                        len(dev_docs), fitted["positive_threshold"], fitted["dev_f1"])
 
     def dev_predictions(self, model: nn.Module, dev_docs: list[Document], *, batch_size: int,
                         device: torch.device, bf16: bool) -> list[Document]:
-        """Multi-label: the epoch is chosen by dev F1 at thresholds tuned on dev, as the model ships.
-        At a fixed 0.5 a young sigmoid head predicts nothing for epochs (F1 0), which stops training early."""
+        """Multi-label (and ``decision: dev_threshold``): the epoch is chosen by dev F1 at thresholds tuned on
+        dev, as the model ships. At a fixed 0.5 a young sigmoid head predicts nothing for epochs (F1 0), which
+        stops training early."""
         if not self._tunes_thresholds(dev_docs):
             return super().dev_predictions(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
         probs = self.probabilities(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
+        if not self.multi_label:
+            cut, _ = self._fit_positive_threshold(probs, dev_docs)
+            return [self.decide(doc, p, positive_threshold=cut) for doc, p in zip(dev_docs, probs)]
         thresholds = self._fit_thresholds(probs, dev_docs)
         return [self.decide(doc, p, thresholds) for doc, p in zip(dev_docs, probs)]
 
@@ -307,6 +364,22 @@ def tune_thresholds(probs: np.ndarray, gold: np.ndarray, labels: list[str]) -> d
                 best, best_t = f1, float(t)
         out[lab] = best_t
     return out
+
+
+def _decision(config: Any, labels: list[str], multi: bool) -> dict[str, Any]:
+    """``{"decision": ..., "positive_label": ...}`` for ``decision: dev_threshold``, checked, else ``{}``."""
+    if config.model.decision == "argmax":
+        return {}
+    fix = "set model.decision: argmax, or give a single-label task of two labels and eval.positive_label"
+    if multi or len(labels) != 2:
+        raise ConfigError(f"model.decision: dev_threshold needs a single-label task of two labels; this one is "
+                          f"{'multi-label' if multi else 'single-label'} with {len(labels)} labels", fix=fix)
+    positive = getattr(config.eval, "positive_label", None)
+    if positive not in labels:
+        raise ConfigError(f"model.decision: dev_threshold cuts on eval.positive_label, which is "
+                          f"{quote_id(str(positive)) if positive else 'not set'} (labels: {', '.join(labels)})",
+                          fix=fix)
+    return {"decision": "dev_threshold", "positive_label": positive}
 
 
 def _class_weights(mode: str, labels: list[str], multi: bool, train_docs: list[Document]) -> dict[str, Any]:

@@ -96,6 +96,7 @@ def test_training_fits_and_saves_the_cut_and_prediction_uses_it(tiny_model_dir, 
     model, _, task = load_model(out)
     cut = task.meta["positive_threshold"]
     assert isinstance(cut, float) and task.positive_threshold == cut
+    assert f"`pos` when its probability is at least {cut:.6g}" in (out / "README.md").read_text()  # the card
     probs = task.probabilities(model, docs, batch_size=4, device=torch.device("cpu"), bf16=False)
     pos = task.label_to_id["pos"]
     preds = list(task.predict(model, docs, batch_size=4))

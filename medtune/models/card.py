@@ -52,11 +52,16 @@ def corpus_intended_use(config: Any) -> str | None:
 
 
 def decoding_lines(meta: dict[str, Any]) -> list[str]:
-    """A NER model's recall-first decoding bias, when it has one."""
+    """A NER model's recall-first decoding bias, or a classifier's cut on its positive label, when it has one."""
+    lines = []
+    cut = meta.get("positive_threshold")
+    if cut is not None:
+        lines.append(f"- decision: `{meta.get('positive_label')}` when its probability is at least {cut:.6g}, "
+                     "else the other label (`model.decision: dev_threshold`: the cut of best F1 on the dev split)")
     weight = meta.get("outside_weight")
     if weight is None or float(weight) == 1.0:
-        return []
-    return [f"- decoding: recall-first, outside_weight {weight} (log({weight}) added to the O tag's "
+        return lines
+    return [*lines, f"- decoding: recall-first, outside_weight {weight} (log({weight}) added to the O tag's "
             "log-probability before Viterbi; chosen on dev, see `metrics.json` `outside_weight`)"]
 
 

@@ -3,7 +3,7 @@
 For each model directory: the test F1 of the positive label (the model's ``eval.positive_label``, or
 ``--positive-label``) with the model's own decision (argmax for a model trained without
 ``model.decision: dev_threshold``), and with the cut on that label's probability that maximises F1 on the
-dev split (``ClassificationTask.tune_decision``; nothing is chosen on test). Also what no cut changes: the
+dev split (``medtune.tasks.thresholds.tune_positive_threshold``, as ``ClassificationTask.tune_decision``; nothing is chosen on test). Also what no cut changes: the
 ranking (ROC AUC on dev and test), and the F1 of calling every document positive, which any model reaches
 with a cut below all its scores. A model whose scores shifted as a whole can have F1 0 at argmax and still
 rank: DP-SGD's clipped, noised updates push a minority label's probability down everywhere.
@@ -33,6 +33,7 @@ def compare(model_dir: Path, positive_label: str | None, batch_size: int) -> dic
     from medtune.config import RunConfig
     from medtune.data import load_split
     from medtune.models.store import load_model
+    from medtune.tasks.thresholds import tune_positive_threshold
 
     config = RunConfig.from_yaml(model_dir / "medtune_config.yaml")
     model, _, task = load_model(model_dir)
@@ -47,31 +48,32 @@ def compare(model_dir: Path, positive_label: str | None, batch_size: int) -> dic
     device = torch.device("cpu")
     options = {"positive_label": positive, "ignore_labels": config.eval.ignore_labels}
 
-    def f1(docs: list, cut: float | None) -> float:
-        probs = task.probabilities(model, docs, batch_size=batch_size, device=device, bf16=False)
-        preds = [task.decide(d, p, positive_threshold=cut) for d, p in zip(docs, probs)]
-        return round(float(task.metrics(docs, preds, **options)["f1"]), 4)
-
-    start = time.perf_counter()
     own_cut = task.positive_threshold  # None for an argmax model
     pos = task.label_to_id[positive]
-    auc = {}
-    for name, docs in (("dev", dev), ("test", test)):
-        probs = task.probabilities(model, docs, batch_size=batch_size, device=device, bf16=False)
-        auc[name] = round(float(roc_auc_score([positive in d.labels for d in docs], probs[:, pos])), 4)
-    share = {name: sum(positive in d.labels for d in docs) / len(docs) for name, docs in (("dev", dev), ("test", test))}
-    row: dict[str, Any] = {"model": str(model_dir), "positive_label": positive, "dev_docs": len(dev),
-                           "test_docs": len(test), "roc_auc": auc,
-                           # what "every document positive" scores: a cut below every score reaches it
-                           "all_positive_f1": {k: round(2 * v / (1 + v), 4) for k, v in share.items()},
-                           "own_decision": "dev_threshold" if own_cut is not None else "argmax",
-                           "own": {"dev_f1": f1(dev, own_cut), "test_f1": f1(test, own_cut)}}
+    start = time.perf_counter()
+    # one forward pass per split; every decision below is made from these probabilities
+    probs = {name: task.probabilities(model, docs, batch_size=batch_size, device=device, bf16=False)
+             for name, docs in (("dev", dev), ("test", test))}
+    docs_of = {"dev": dev, "test": test}
+    gold = {name: np.array([positive in d.labels for d in docs]) for name, docs in docs_of.items()}
+
+    def f1(name: str, cut: float | None) -> float:
+        preds = [task.decide(d, p, positive_threshold=cut) for d, p in zip(docs_of[name], probs[name])]
+        return round(float(task.metrics(docs_of[name], preds, **options)["f1"]), 4)
+
+    row: dict[str, Any] = {
+        "model": str(model_dir), "positive_label": positive, "dev_docs": len(dev), "test_docs": len(test),
+        "roc_auc": {k: round(float(roc_auc_score(gold[k], probs[k][:, pos])), 4) for k in probs},
+        # what "every document positive" scores: a cut below every score reaches it
+        "all_positive_f1": {k: round(2 * g.mean() / (1 + g.mean()), 4) for k, g in gold.items()},
+        "own_decision": "dev_threshold" if own_cut is not None else "argmax",
+        "own": {"dev_f1": f1("dev", own_cut), "test_f1": f1("test", own_cut)}}
     if own_cut is None:
-        task.positive_threshold = None
         row["argmax"] = row["own"]
-    fitted = task.tune_decision(model, dev, positive_label=positive, batch_size=batch_size, device=device)
-    cut = fitted["positive_threshold"]
-    row["dev_threshold"] = {"cut": round(cut, 6), "dev_f1": f1(dev, cut), "test_f1": f1(test, cut)}
+    # the same fit as ClassificationTask.tune_decision, on the probabilities already computed
+    cut, _ = tune_positive_threshold(probs["dev"][:, pos], gold["dev"])
+    task.meta["positive_label"] = positive  # what decide() cuts on (an argmax model records none)
+    row["dev_threshold"] = {"cut": round(cut, 6), "dev_f1": f1("dev", cut), "test_f1": f1("test", cut)}
     metrics = model_dir / "metrics.json"
     privacy = json.loads(metrics.read_text(encoding="utf-8")).get("privacy") if metrics.is_file() else None
     row["epsilon_spent"] = privacy.get("epsilon_spent") if privacy else None

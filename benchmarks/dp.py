@@ -79,6 +79,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         overrides["privacy"]["dp"]["physical_batch_size"] = spec["physical_batch_size"]
     if spec.get("head_only") and spec["epsilon"] is not None:
         overrides["privacy"]["dp"]["head_only"] = True
+    if spec.get("top_layers") and spec["epsilon"] is not None:
+        overrides["privacy"]["dp"]["train_top_layers"] = spec["top_layers"]
     if spec.get("unit") == "document" and spec["epsilon"] is not None:
         overrides["privacy"]["dp"].pop("unit_field", None)
     if spec["task"] == "classification" and spec.get("decision", "argmax") != "argmax":
@@ -87,6 +89,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     name = f"{spec['task']}-" + (f"eps{spec['epsilon']:g}" if spec["epsilon"] is not None else "non-private")
     if spec.get("head_only") and spec["epsilon"] is not None:
         name += "-head"
+    if spec.get("top_layers") and spec["epsilon"] is not None:
+        name += f"-top{spec['top_layers']}"
     if spec.get("unit") == "document" and spec["epsilon"] is not None:
         name += "-per-document"
     with tempfile.TemporaryDirectory(prefix="medtune-dp-") as tmp:
@@ -100,6 +104,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     out = {"task": spec["task"], "epsilon_target": spec["epsilon"], "private": spec["epsilon"] is not None,
            "batch_size": config.training.batch_size, "learning_rate": config.training.learning_rate,
            "epochs": config.training.epochs, "head_only": bool(spec.get("head_only")),
+           "train_top_layers": spec.get("top_layers"),
            "decision": getattr(config.model, "decision", None),
            "train_runtime_s": train["runtime_s"], "total_s": round(total, 1),
            "cpu_s": round(cpu, 1),
@@ -137,6 +142,8 @@ def main() -> None:
                         help="most windows per forward pass of a private run (memory); 0 = no limit")
     parser.add_argument("--head-only", action="store_true",
                         help="private runs train the task head only (privacy.dp.head_only)")
+    parser.add_argument("--top-layers", type=int, default=None,
+                        help="private runs train the head and the top N layers only (privacy.dp.train_top_layers)")
     parser.add_argument("--unit", default="task", choices=["task", "document"],
                         help="privacy unit of the private runs: the task's (an abstract) or each document")
     parser.add_argument("--decision", default="dev_threshold", choices=["argmax", "dev_threshold"],
@@ -175,7 +182,7 @@ def main() -> None:
                     "dp_batch_size": args.dp_batch_size, "dp_learning_rate": args.dp_learning_rate,
                     "max_grad_norm": args.max_grad_norm, "accountant": args.accountant,
                     "physical_batch_size": args.physical_batch_size, "models_dir": args.models_dir,
-                    "head_only": args.head_only, "unit": args.unit, "decision": args.decision,
+                    "head_only": args.head_only, "top_layers": args.top_layers, "unit": args.unit, "decision": args.decision,
                     "audit_docs": args.audit_docs}
             print(f"[dp] {task} epsilon={epsilon if epsilon is not None else 'inf (non-private)'}", flush=True)
             child = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True,

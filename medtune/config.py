@@ -136,6 +136,16 @@ class DPConfig(_Strict):
         False, description="train the task head only; the whole encoder stays as pretrained (public): a few "
         "thousand noised parameters instead of millions, so far more signal per step, at the price of a "
         "frozen encoder")
+    train_top_layers: int | None = Field(
+        None, ge=1, description="train the task head and the top N transformer layers only; the embeddings "
+        "and the lower layers stay as pretrained (public): fewer noised parameters than the whole encoder, "
+        "less frozen than head_only; None = every layer")
+
+    @model_validator(mode="after")
+    def _one_freezing_rule(self) -> "DPConfig":
+        if self.head_only and self.train_top_layers is not None:
+            raise ValueError("set head_only or train_top_layers, not both (head_only trains no layer)")
+        return self
 
     @field_validator("delta")
     @classmethod

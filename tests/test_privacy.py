@@ -111,6 +111,7 @@ def _prepared_model(cfg: RunConfig):
     ("classification", {"head": "cnn", "cnn_kernel_sizes": [3], "cnn_filters": 4}, {}),  # several chunks
     ("relation", {}, {}),  # several candidate pairs per sentence
     ("assertion", {}, {"unit_field": "patient"}),  # two documents per unit
+    ("classification", {}, {"train_top_layers": 1}),  # the lower layer and the embeddings frozen
 ])
 def test_each_unit_gradient_is_clipped_as_a_whole(tiny_model_dir, tmp_path, task, model, dp):
     docs = TASKS[task][0]()
@@ -139,7 +140,10 @@ def test_each_unit_gradient_is_clipped_as_a_whole(tiny_model_dir, tmp_path, task
     expected = sum(min(1.0, clip / float(n)) * g for g, n in zip(whole, true_norms))
     first = first_pass_inputs(net, UnitCollator(prepared.task.collate, None)(units)["dp_parts"][0], rule, hooks,
                               params)
-    assert first == params[:1]  # the first backward pass reaches every layer from the first parameter
+    if "train_top_layers" in dp:  # the lowest trained layer's query, key and value are siblings: no one
+        assert first is None      # parameter's pass reaches them all, so the first pass computes everything
+    else:
+        assert first == params[:1]  # the first backward pass reaches every layer from the first parameter
     for physical, inputs in ((None, None), (max(sizes), first)):  # one part, or several parts of whole units
         for p in params:
             p.grad = None
@@ -314,3 +318,25 @@ def test_head_only_trains_the_head_and_leaves_the_encoder_as_pretrained(tiny_mod
     _, start, _ = _prepared_model(cfg)
     trainable = [n for n, p in start.named_parameters() if p.requires_grad]
     assert trainable and all(not n.startswith("encoder.") for n in trainable)
+
+
+def test_train_top_layers_moves_only_the_top_layers_and_the_head(tiny_model_dir, tmp_path):
+    from transformers import AutoModel
+
+    cfg = config(tiny_model_dir, tmp_path, "classification", dp={"train_top_layers": 1}, training={"epochs": 2})
+    _, start, _ = _prepared_model(cfg)
+    trainable = {n for n, p in start.named_parameters() if p.requires_grad}
+    assert any(n.startswith("encoder.encoder.layer.1.") for n in trainable)
+    assert all(n.startswith("encoder.encoder.layer.1.") or not n.startswith("encoder.") for n in trainable)
+    result = train(cfg, tmp_path / "model")
+    assert result.metrics["privacy"]["frozen"] == ["embeddings", "encoder.layer.0", "pooler"]
+    pretrained = AutoModel.from_pretrained(tiny_model_dir).state_dict()
+    with safe_open(str(tmp_path / "model" / "model.safetensors"), framework="pt") as weights:
+        encoder = {k.split("encoder.", 1)[1]: weights.get_tensor(k) for k in weights.keys() if k.startswith("encoder.")}
+    moved = {name for name in encoder if name in pretrained and not torch.equal(encoder[name], pretrained[name])}
+    assert moved and all(name.startswith("encoder.layer.1.") for name in moved)
+
+    with pytest.raises(ConfigError, match="train_top_layers is 3 but the encoder has 2 layers"):
+        train(config(tiny_model_dir, tmp_path, "classification", dp={"train_top_layers": 3}), tmp_path / "m3")
+    with pytest.raises(ConfigError, match="head_only or train_top_layers, not both"):
+        config(tiny_model_dir, tmp_path, "classification", dp={"train_top_layers": 1, "head_only": True})

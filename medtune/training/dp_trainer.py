@@ -216,6 +216,15 @@ class UnitNormHooks(GradSampleHooksFastGradientClipping):
         for p in self.trainable_parameters:
             p._norm_sample = None
 
+    def forget_forward_state(self) -> None:
+        """Drop what forward passes left for a backward pass that did not come (stored activations, the
+        parameters' forward counters): after a backward pass that reached only some layers."""
+        for module in self._module.modules():
+            if hasattr(module, "activations"):
+                module.activations = []
+        for p in self.trainable_parameters:
+            p._forward_counter = 0
+
     def capture_backprops_hook(self, module: nn.Module, _forward_input: Any, forward_output: Any,
                                loss_reduction: str, batch_first: bool) -> None:
         if not self.hooks_enabled:
@@ -330,7 +339,10 @@ def first_pass_inputs(model: nn.Module, part: dict[str, torch.Tensor], unit_loss
             seen.append(hooks.unit_norms()[1])
     for p in params:
         p.grad = None
-    return params[:1] if seen[0] == seen[1] else None
+    if seen[0] != seen[1]:  # the layers the probe's second pass did not reach still hold its forward state
+        hooks.forget_forward_state()
+        return None
+    return params[:1]
 
 
 # --------------------------------------------------------------------------- the trainer

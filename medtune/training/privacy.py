@@ -215,11 +215,13 @@ def _world_size() -> int:
     return int(value) if value.isdigit() else 1
 
 
-def freeze_public_parts(model: nn.Module, *, word_embeddings: bool, head_only: bool = False) -> list[str]:
+def freeze_public_parts(model: nn.Module, *, word_embeddings: bool, head_only: bool = False,
+                        top_layers: int | None = None) -> list[str]:
     """Freeze what stays as pretrained in a private run (public weights): every embedding table of the
     encoder but the word embeddings (position ids come from a shared buffer that per-example clipping
     cannot read), the word embeddings too when ``word_embeddings``, and the unused pooler; with
-    ``head_only``, the whole encoder (only the task head is trained). The names."""
+    ``head_only``, the whole encoder (only the task head is trained); with ``top_layers`` N, everything of
+    the encoder but its top N transformer layers. The names."""
     encoder = getattr(model, "encoder", model)
     if head_only:
         if encoder is model:
@@ -228,6 +230,8 @@ def freeze_public_parts(model: nn.Module, *, word_embeddings: bool, head_only: b
         for p in encoder.parameters():
             p.requires_grad_(False)
         return ["encoder"]
+    if top_layers is not None:
+        return _freeze_below_top_layers(encoder, top_layers)
     words = encoder.get_input_embeddings() if hasattr(encoder, "get_input_embeddings") else None
     frozen = []
     for name, module in encoder.named_modules():
@@ -236,6 +240,36 @@ def freeze_public_parts(model: nn.Module, *, word_embeddings: bool, head_only: b
             for p in module.parameters():
                 p.requires_grad_(False)
             frozen.append(name)
+    return frozen
+
+
+def transformer_layers(encoder: nn.Module) -> tuple[str, nn.ModuleList] | None:
+    """The encoder's stack of transformer layers (``encoder.layer`` in BERT-like models): the longest
+    ``nn.ModuleList`` whose name ends in ``layer`` or ``layers``; None when there is none."""
+    stacks = [(name, module) for name, module in encoder.named_modules()
+              if isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in ("layer", "layers")]
+    return max(stacks, key=lambda item: len(item[1])) if stacks else None
+
+
+def _freeze_below_top_layers(encoder: nn.Module, top_layers: int) -> list[str]:
+    stack = transformer_layers(encoder)
+    if stack is None:
+        raise ConfigError("privacy: dp.train_top_layers needs an encoder with a stack of transformer layers "
+                          "(encoder.layer); this model has none", fix="remove dp.train_top_layers")
+    name, layers = stack
+    if top_layers > len(layers):
+        raise ConfigError(f"privacy: dp.train_top_layers is {top_layers} but the encoder has {len(layers)} "
+                          "layers", fix=f"set dp.train_top_layers to at most {len(layers)}, or remove it")
+    trained = {id(p) for layer in list(layers)[len(layers) - top_layers:] for p in layer.parameters()}
+    frozen: list[str] = []  # module names: "embeddings", "encoder.layer.0", ...
+    for param_name, p in encoder.named_parameters():
+        if id(p) not in trained:
+            p.requires_grad_(False)
+            inside = param_name[len(name) + 1:].split(".", 1)[0] if param_name.startswith(name + ".") else None
+            module = f"{name}.{inside}" if inside is not None else param_name.split(".", 1)[0]
+            if module not in frozen:
+                frozen.append(module)
+    logger.info("DP-SGD trains the top %d of %d layers (%s) and the head", top_layers, len(layers), name)
     return frozen
 
 
@@ -353,7 +387,8 @@ class PrivateTrainingRun(TrainingRun):
 
         model = super().build_model(prepared)
         self.frozen = freeze_public_parts(model, word_embeddings=self.dp.freeze_embeddings,
-                                          head_only=self.dp.head_only)
+                                          head_only=self.dp.head_only,
+                                          top_layers=self.dp.train_top_layers)
         check_private_model(model)
         self._unit_loss = unit_loss_for(model, prepared.task.name)
         return model

@@ -338,5 +338,9 @@ def test_train_top_layers_moves_only_the_top_layers_and_the_head(tiny_model_dir,
 
     with pytest.raises(ConfigError, match="train_top_layers is 3 but the encoder has 2 layers"):
         train(config(tiny_model_dir, tmp_path, "classification", dp={"train_top_layers": 3}), tmp_path / "m3")
+    from medtune.training.privacy import freeze_public_parts
+    for option in ({"head_only": True}, {"top_layers": 1}):  # a bare encoder: the head would be frozen too
+        with pytest.raises(ConfigError, match="needs a model with an encoder and a task head"):
+            freeze_public_parts(nn.Linear(2, 2), word_embeddings=True, **option)
     with pytest.raises(ConfigError, match="head_only or train_top_layers, not both"):
         config(tiny_model_dir, tmp_path, "classification", dp={"train_top_layers": 1, "head_only": True})

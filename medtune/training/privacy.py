@@ -223,10 +223,11 @@ def freeze_public_parts(model: nn.Module, *, word_embeddings: bool, head_only: b
     ``head_only``, the whole encoder (only the task head is trained); with ``top_layers`` N, everything of
     the encoder but its top N transformer layers. The names."""
     encoder = getattr(model, "encoder", model)
+    option = "head_only" if head_only else "train_top_layers" if top_layers is not None else None
+    if option and encoder is model:  # else the task head would be frozen with the encoder
+        raise ConfigError(f"privacy: dp.{option} needs a model with an encoder and a task head; this one has "
+                          "no encoder part", fix=f"remove dp.{option}")
     if head_only:
-        if encoder is model:
-            raise ConfigError("privacy: dp.head_only needs a model with an encoder and a task head; this one has "
-                              "no encoder part", fix="remove dp.head_only")
         for p in encoder.parameters():
             p.requires_grad_(False)
         return ["encoder"]

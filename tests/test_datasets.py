@@ -29,7 +29,7 @@ ALL_NAMES = ["ncbi-disease", "bc5cdr", "bc5cdr-chem", "bc5cdr-disease", "bc2gm",
              "physionet-deid",
              "bc5cdr-cid", "ade", "pubmedqa-long-answer",
              "ncbi-disease-linking", "bc5cdr-disease-linking", "bc5cdr-chem-linking", "covid-qa",
-             "medquad", "medquad-qtype", "codiesp-d", "codiesp-d-es", "codiesp-p", "codiesp-p-es"]
+             "covid-qa-sentences", "medquad", "medquad-qtype", "codiesp-d", "codiesp-d-es", "codiesp-p", "codiesp-p-es"]
 
 
 @pytest.fixture(autouse=True)
@@ -340,6 +340,9 @@ EXPECTED = [
     ("covid-qa", "train", 1033, 1033),
     ("covid-qa", "dev", 139, 139),
     ("covid-qa", "test", 208, 208),
+    ("covid-qa-sentences", "train", 11466, {"irrelevant": 10330, "relevant": 1136}),
+    ("covid-qa-sentences", "dev", 1551, {"irrelevant": 1390, "relevant": 161}),
+    ("covid-qa-sentences", "test", 2318, {"irrelevant": 2080, "relevant": 238}),
     ("medquad", "train", 13117, {"information": 3641, "symptoms": 2164, "treatment": 1941,
                                  "inheritance": 1159, "frequency": 900, "genetic changes": 874, "causes": 592,
                                  "exams and tests": 539, "research": 308, "outlook": 278,

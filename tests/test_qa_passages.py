@@ -126,7 +126,7 @@ def test_training_with_the_prior_saves_the_dev_choice(tiny_model_dir, tmp_path, 
     })
     with caplog.at_level(logging.INFO, logger="medtune.tasks.qa"):
         result = train(cfg, tmp_path / "model")
-    assert "passage prior tuned on 6 dev questions" in caplog.text  # tuning ran (the defaults would also pass)
+    assert "passage prior (bm25) tuned on 6 dev questions" in caplog.text  # tuning ran (the defaults would also pass)
     meta = json.loads((result.output_dir / "config.json").read_text())["medtune"]
     assert meta["passage_prior"] == "bm25"
     assert meta["passage_top_k"] in (1, 2, 3, 5, 10, 20, None) and meta["passage_weight"] >= 0

@@ -523,6 +523,7 @@ LOADERS: dict[str, Callable[..., Result]] = {
     "negex": load_negex,
     "assertion": load_assertion,
     "covid-qa": covid_qa.load_covid_qa,
+    "covid-qa-sentences": covid_qa.load_covid_qa_sentences,
     "physionet-deid": deid.load_physionet_deid,
     "medquad": medquad.load_medquad,
     "medquad-qtype": medquad.load_medquad_qtype,

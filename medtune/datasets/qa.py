@@ -33,8 +33,9 @@ from medtune.io.squad import iter_squad
 if TYPE_CHECKING:  # the registry imports this module for COVID_QA_SPEC_FIELDS
     from medtune.datasets.registry import DatasetSpec
 
-__all__ = ["COVID_QA_SPEC_FIELDS", "COVID_QA_FILE", "COVID_QA_SOURCE", "SPLIT_PROPORTIONS", "article_split",
-           "load_covid_qa", "clear_cache"]
+__all__ = ["COVID_QA_SPEC_FIELDS", "COVID_QA_SENTENCES_FIELDS", "COVID_QA_FILE", "COVID_QA_SOURCE",
+           "SPLIT_PROPORTIONS", "article_split", "load_covid_qa", "load_covid_qa_sentences", "sentence_pairs",
+           "clear_cache"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,19 @@ COVID_QA_SPEC_FIELDS: dict[str, Any] = dict(
     split_note="No official split. Split by article, never by question: bucket = int(sha256('covid-qa/"
                "<document_id>'), 16) % 100; buckets 0-69 -> train, 70-79 -> dev, 80-99 -> test.",
 )
+
+#: The fields that change for the sentence-pair view of the same file and split (``covid-qa-sentences``).
+COVID_QA_SENTENCES_FIELDS: dict[str, Any] = dict(
+    name="covid-qa-sentences", task="classification", loader="covid-qa-sentences", labels=("irrelevant", "relevant"),
+    description="COVID-QA as (sentence, question) pairs, to train the sentence cross-encoder of the qa task's "
+                "passage_prior rerank: for each question, every sentence of its article that overlaps a gold "
+                "answer (label 'relevant') and 'irrelevant' ones: the 8 best BM25 sentences that hold no answer "
+                "(among the 12 best; the same BM25 as the prior's first stage) and 2 others drawn by a hash of "
+                "the question id. text = the sentence, text_pair = the question; metadata: question, article, "
+                "sentence index and BM25 rank. Same articles per split as covid-qa.",
+)
+#: hard negatives: the best BM25 sentences without an answer, among the first HARD_DEPTH
+HARD_NEGATIVES, HARD_DEPTH, RANDOM_NEGATIVES = 8, 12, 2
 
 
 def article_split(article: str) -> str:
@@ -103,6 +117,51 @@ def _parse_all(path: str) -> tuple[dict[str, list[Document]], dict[str, dict[str
 def load_covid_qa(spec: DatasetSpec, root: Path, split: str) -> tuple[list[Document], dict[str, Any], dict[str, Any]]:
     splits, split_notes, notes = _parse_all(str(root / spec.folder / spec.files[0].path))
     return list(splits[split]), dict(split_notes[split]), dict(notes)
+
+
+def sentence_pairs(docs: list[Document], *, hard_negatives: int = HARD_NEGATIVES, hard_depth: int = HARD_DEPTH,
+                   random_negatives: int = RANDOM_NEGATIVES) -> tuple[list[Document], Counter]:
+    """(sentence, question) pair documents of qa questions (see ``COVID_QA_SENTENCES_FIELDS``) and counts.
+
+    A sentence is relevant when it overlaps a gold answer span. The random negatives are drawn with a
+    generator seeded by the question id, so a question's pairs do not depend on the other questions.
+    """
+    import random
+
+    import numpy as np
+
+    from medtune.tasks.qa_passages import SentenceRanker
+
+    counts: Counter = Counter()
+    out: list[Document] = []
+    ranker = SentenceRanker()  # its indexes hold the articles' words: dropped on return
+    for doc in docs:
+        question = doc.text_pair or ""
+        ranking = ranker.rank(doc.text, question)
+        sentences = list(zip(ranking.starts.tolist(), ranking.ends.tolist()))
+        golds = [(s.start, s.end) for s in doc.spans if s.label == "answer"]
+        relevant = [i for i, (a, b) in enumerate(sentences) if any(a < e and b > g for g, e in golds)]
+        by_rank = np.argsort(ranking.ranks).tolist()
+        hard = [i for i in by_rank[:hard_depth] if i not in relevant][:hard_negatives]
+        rest = [i for i in range(len(sentences)) if i not in relevant and i not in hard]
+        drawn = random.Random(f"covid-qa-sentences/{doc.id}").sample(rest, min(random_negatives, len(rest)))
+        counts["questions"] += 1
+        counts["questions_without_relevant_sentence"] += not relevant
+        for label, rows in (("relevant", relevant), ("irrelevant", sorted(hard + drawn))):
+            for i in rows:
+                a, b = sentences[i]
+                out.append(Document(id=f"{doc.id}-s{i}", text=doc.text[a:b], text_pair=question, labels=[label],
+                                    metadata={"question": doc.id, "article": doc.metadata.get("article"),
+                                              "sentence": i, "bm25_rank": int(ranking.ranks[i])}))
+                counts[label] += 1
+    return out, counts
+
+
+def load_covid_qa_sentences(spec: DatasetSpec, root: Path, split: str
+                            ) -> tuple[list[Document], dict[str, Any], dict[str, Any]]:
+    splits, split_notes, notes = _parse_all(str(root / spec.folder / spec.files[0].path))
+    pairs, counts = sentence_pairs(splits[split])
+    return pairs, {**split_notes[split], "pairs": len(pairs), **dict(counts)}, dict(notes)
 
 
 def clear_cache() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from medtune.datasets.codiesp import CODIESP_SPEC_FIELDS
 from medtune.datasets.deid import DEID_FILES, DEID_SOURCE, DEID_SPEC_FIELDS
 from medtune.datasets.medquad import MEDQUAD_SPEC_FIELDS
-from medtune.datasets.qa import COVID_QA_FILE, COVID_QA_SOURCE, COVID_QA_SPEC_FIELDS
+from medtune.datasets.qa import COVID_QA_FILE, COVID_QA_SENTENCES_FIELDS, COVID_QA_SOURCE, COVID_QA_SPEC_FIELDS
 from medtune.errors import DatasetNotFoundError
 
 SPLITS = ("train", "dev", "test")
@@ -539,6 +539,7 @@ _SPECS = _SPECS + (
 # COVID-QA: the fields of its spec, its loader and its split live in medtune/datasets/qa.py
 _SPECS = _SPECS + (DatasetSpec(**COVID_QA_SPEC_FIELDS, source=_src(COVID_QA_SOURCE),
                                files=(_file(COVID_QA_SOURCE, *COVID_QA_FILE),)),)
+_SPECS = _SPECS + (_view("covid-qa", pair=True, **COVID_QA_SENTENCES_FIELDS),)
 
 # MedQuAD: the fields of its two specs, its loaders and its split live in medtune/datasets/medquad.py
 _SPECS = _SPECS + tuple(DatasetSpec(**fields) for fields in MEDQUAD_SPEC_FIELDS)

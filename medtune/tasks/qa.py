@@ -29,6 +29,7 @@ import re
 import string
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -38,14 +39,15 @@ from torch import nn
 
 from medtune.batching import buffered, length_batches
 from medtune.document import Document, Span
-from medtune.errors import DataFormatError, quote_id
+from medtune.errors import ConfigError, DataFormatError, ModelError, quote_id
 from medtune.evaluation.metrics import _pair_docs
 from medtune.io.squad import ANSWER, NO_ANSWER, predicted_answer
 from medtune.models.heads import SpanExtractionModel
 from medtune.runtime import autocast
 from medtune.tasks.base import Task, pad, tokenize
 from medtune.tasks.options import TaskOptions
-from medtune.tasks.qa_passages import PassagePrior, SentenceRanker, SentenceRanking, prior_candidates, tune_passage_prior
+from medtune.tasks.qa_passages import (CrossEncoderSentenceRanker, PassagePrior, SentenceRanker, SentenceRanking,
+                                       prior_candidates, tune_passage_prior)
 from medtune.tasks.qa_windows import (ContextTokens, Window, build_windows, context_tokens, merge_candidates,
                                       null_score, pair_template, window_candidates, window_target)
 from medtune.tasks.registry import register_task
@@ -138,7 +140,12 @@ class QaOptions(TaskOptions):
     passage_prior: PassagePrior = Field(
         "off", description="bm25: rank the context's sentences against the question with BM25, read only the "
         "windows over the best top_k sentences and add weight x the sentence score to each span's; top_k and "
-        "weight are chosen on the dev split (medtune.tasks.qa_passages; needs the retrieval extra)")
+        "weight are chosen on the dev split (medtune.tasks.qa_passages; needs the retrieval extra); rerank: the "
+        "same, with the passage_ranker_depth best BM25 sentences rescored by the cross-encoder passage_ranker")
+    passage_ranker: str | None = Field(
+        None, description="passage_prior rerank: a medtune classification model directory over (sentence, "
+        "question) pairs with the label 'relevant' (configs/covid-qa-sentences.yaml trains one)")
+    passage_ranker_depth: int = Field(50, ge=1, description="passage_prior rerank: the BM25 sentences rescored")
 
     @model_validator(mode="after")
     def _room_for_context(self) -> QaOptions:
@@ -148,9 +155,12 @@ class QaOptions(TaskOptions):
                              f"model.max_question_tokens - 4 ({room}): windows need new context tokens")
         if self.labels is not None and self.labels != [ANSWER]:
             raise ValueError("model.labels of a qa model is ['answer'] (the label of answer spans)")
-        if self.passage_prior == "bm25" and not all(importlib.util.find_spec(m) for m in ("bm25s", "Stemmer")):
-            raise ValueError("model.passage_prior: bm25 needs the retrieval extra: "
+        if self.passage_prior != "off" and not all(importlib.util.find_spec(m) for m in ("bm25s", "Stemmer")):
+            raise ValueError(f"model.passage_prior: {self.passage_prior} needs the retrieval extra: "
                              "pip install 'medtune[retrieval]' -c constraints.txt")
+        if self.passage_prior == "rerank" and not self.passage_ranker:
+            raise ValueError("model.passage_prior: rerank needs model.passage_ranker (a sentence cross-encoder's "
+                             "directory; configs/covid-qa-sentences.yaml trains one)")
         return self
 
 
@@ -183,10 +193,19 @@ class QaTask(Task):
         self.passage_prior: str = meta.get("passage_prior", "off")
         self.passage_top_k: int | None = meta.get("passage_top_k")
         self.passage_weight: float = float(meta.get("passage_weight", 0.0))
+        self.passage_ranker: str | None = meta.get("passage_ranker")
+        self.passage_ranker_depth: int = int(meta.get("passage_ranker_depth", 50))
+        self._reranker: Any = None  # the cross-encoder of passage_prior rerank, loaded on first use
 
     @classmethod
     def meta_from_config(cls, config: Any, train_docs: list[Document]) -> dict[str, Any]:
         m = config.model
+        if m.passage_prior == "rerank" and not (Path(m.passage_ranker or "") / "config.json").is_file():
+            # checked before training: the prior is tuned after it
+            raise ConfigError(f"model.passage_ranker {m.passage_ranker} is not a model directory",
+                              fix="train the sentence cross-encoder first (medtune train "
+                                  "configs/covid-qa-sentences.yaml --output models/covid-qa-sentences), or set "
+                                  "model.passage_prior: bm25")
         no_answer = m.no_answer
         if no_answer is None:
             no_answer = any(not _answer_spans(d) for d in train_docs)
@@ -197,6 +216,8 @@ class QaTask(Task):
             "null_threshold": 0.0, "negative_window_ratio": m.negative_window_ratio,
             "negative_window_seed": config.training.seed, "passage_prior": m.passage_prior,
             "passage_top_k": None, "passage_weight": 0.0,
+            "passage_ranker": str(Path(m.passage_ranker).resolve()) if m.passage_ranker else None,
+            "passage_ranker_depth": m.passage_ranker_depth,
         }
 
     def build_model(self, encoder: nn.Module) -> nn.Module:
@@ -304,10 +325,24 @@ class QaTask(Task):
 
     # ---------------------------------------------------------------- inference
     def _model_prior(self) -> tuple[int | None, float] | None:
-        return (self.passage_top_k, self.passage_weight) if self.passage_prior == "bm25" else None
+        return (self.passage_top_k, self.passage_weight) if self.passage_prior != "off" else None
 
-    def _rankings(self, docs: list[Document]) -> list[SentenceRanking]:
-        ranker = SentenceRanker()  # its indexes hold note text: dropped with this batch
+    def _sentence_ranker(self, prior: str) -> SentenceRanker | CrossEncoderSentenceRanker:
+        """A fresh ranker for one batch (its BM25 indexes hold note text); the cross-encoder is kept."""
+        if prior != "rerank":
+            return SentenceRanker()
+        if self._reranker is None:
+            path = self.passage_ranker
+            if not path or not (Path(path) / "config.json").is_file():
+                raise ModelError(f"the passage ranker of this qa model ({path or 'none'}) is not a model directory",
+                                 fix="put the sentence cross-encoder back at that path, or tune the prior again "
+                                     "with a ranker (QaTask.tune_passage_prior(..., ranker=DIR)) or with BM25")
+            self._reranker = CrossEncoderSentenceRanker(path, depth=self.passage_ranker_depth).reranker
+        return CrossEncoderSentenceRanker(self.passage_ranker or "", depth=self.passage_ranker_depth,
+                                          reranker=self._reranker)
+
+    def _rankings(self, docs: list[Document], prior: str | None = None) -> list[SentenceRanking]:
+        ranker = self._sentence_ranker(prior or self.passage_prior)
         return [ranker.rank(doc.text, doc.text_pair or "") for doc in docs]
 
     def _score(self, model: nn.Module, docs: list[Document], *, batch_size: int, device: torch.device,
@@ -374,7 +409,8 @@ class QaTask(Task):
         return out
 
     def _tuned_prior(self, model: nn.Module, dev_docs: list[Document], **kwargs: Any) -> dict[str, Any]:
-        """The BM25 sentence prior that maximises dev F1 (:func:`tune_passage_prior`) and the reader's own F1."""
+        """The sentence prior (of the model's ``passage_prior``: BM25 or reranked) that maximises dev F1
+        (:func:`tune_passage_prior`) and the reader's own F1."""
         raw = self._dev_scores(model, dev_docs, prior=None, **kwargs)
 
         def scorer(doc: Document) -> Any:
@@ -386,33 +422,51 @@ class QaTask(Task):
                                for f, s in zip(f1_of, raw)])) if raw else 0.0
         rankings = self._rankings(dev_docs)
         top_k, weight, f1 = tune_passage_prior(f1_of, [s.candidates for s in raw], rankings)
-        return {"top_k": top_k, "weight": weight, "dev_f1": round(f1, 6), "dev_f1_reader_alone": round(alone, 6),
-                "questions": len(dev_docs)}
+        return {"prior": self.passage_prior, "top_k": top_k, "weight": weight, "dev_f1": round(f1, 6),
+                "dev_f1_reader_alone": round(alone, 6), "questions": len(dev_docs)}
 
     def tune_passage_prior(self, model: nn.Module, dev_docs: list[Document], *, batch_size: int,
-                           device: torch.device, bf16: bool) -> dict[str, Any]:
-        """Turn the BM25 sentence prior on with the ``top_k`` and ``weight`` best on ``dev_docs`` (saved in
-        the meta with the model; also for a model trained without it). Returns the choice and dev F1s."""
+                           device: torch.device, bf16: bool, prior: str | None = None,
+                           ranker: str | Path | None = None, depth: int | None = None) -> dict[str, Any]:
+        """Turn the sentence prior on with the ``top_k`` and ``weight`` best on ``dev_docs`` (saved in the meta
+        with the model; also for a model trained without it). ``prior``: ``bm25`` or ``rerank`` (default:
+        ``rerank`` when ``ranker`` is given, else the model's own prior, else ``bm25``); ``ranker``: a sentence
+        cross-encoder's directory, rescoring the ``depth`` best BM25 sentences. Returns the choice and dev F1s."""
         if not dev_docs:
             raise ValueError("the passage prior is tuned on dev questions: none were given")
-        tuned = self._tuned_prior(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
-        self.passage_prior, self.passage_top_k, self.passage_weight = "bm25", tuned["top_k"], tuned["weight"]
-        self.meta.update({"passage_prior": "bm25", "passage_top_k": tuned["top_k"],
-                          "passage_weight": tuned["weight"]})
-        logger.info("passage prior tuned on %d dev questions: top_k %s, weight %s (dev F1 %.4f; reader alone %.4f)",
-                    len(dev_docs), tuned["top_k"] or "all", tuned["weight"], tuned["dev_f1"],
-                    tuned["dev_f1_reader_alone"])
+        prior = prior or ("rerank" if ranker is not None else
+                          self.passage_prior if self.passage_prior != "off" else "bm25")
+        if prior not in ("bm25", "rerank"):
+            raise ValueError(f"prior must be 'bm25' or 'rerank', not {prior!r}")
+        before = (self.passage_prior, self.passage_ranker, self.passage_ranker_depth, self._reranker)
+        self.passage_prior = prior
+        if ranker is not None:
+            self.passage_ranker, self._reranker = str(Path(ranker).resolve()), None
+        if depth is not None:
+            self.passage_ranker_depth = depth
+        try:
+            tuned = self._tuned_prior(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
+        except BaseException:
+            self.passage_prior, self.passage_ranker, self.passage_ranker_depth, self._reranker = before
+            raise
+        self.passage_top_k, self.passage_weight = tuned["top_k"], tuned["weight"]
+        self.meta.update({"passage_prior": self.passage_prior, "passage_top_k": tuned["top_k"],
+                          "passage_weight": tuned["weight"], "passage_ranker": self.passage_ranker,
+                          "passage_ranker_depth": self.passage_ranker_depth})
+        logger.info("passage prior (%s) tuned on %d dev questions: top_k %s, weight %s (dev F1 %.4f; reader alone "
+                    "%.4f)", self.passage_prior, len(dev_docs), tuned["top_k"] or "all", tuned["weight"],
+                    tuned["dev_f1"], tuned["dev_f1_reader_alone"])
         return tuned
 
     def after_training(self, model: nn.Module, dev_docs: list[Document], *, batch_size: int,
                        device: torch.device, bf16: bool) -> None:
-        """The passage prior (``passage_prior: bm25``), then, with the no-answer option, the threshold: each
-        the setting that maximises dev F1 becomes the model's."""
-        if self.passage_prior == "bm25" and not dev_docs:
-            logger.warning("model.passage_prior: bm25 is tuned on the dev split, and this run has none: the "
-                           "model ships without it (passage_prior off)")
+        """The passage prior (``passage_prior: bm25`` or ``rerank``), then, with the no-answer option, the
+        threshold: each the setting that maximises dev F1 becomes the model's."""
+        if self.passage_prior != "off" and not dev_docs:
+            logger.warning("model.passage_prior: %s is tuned on the dev split, and this run has none: the "
+                           "model ships without it (passage_prior off)", self.passage_prior)
             self.passage_prior = self.meta["passage_prior"] = "off"
-        elif self.passage_prior == "bm25":
+        elif self.passage_prior != "off":
             self.tune_passage_prior(model, dev_docs, batch_size=batch_size, device=device, bf16=bf16)
         if not (self.no_answer and dev_docs):
             return
@@ -425,7 +479,7 @@ class QaTask(Task):
                         device: torch.device, bf16: bool) -> list[Document]:
         """The epoch is chosen by dev F1 at the prior and threshold tuned on dev, as the model ships."""
         kwargs = {"batch_size": batch_size, "device": device, "bf16": bf16}
-        if self.passage_prior == "bm25" and dev_docs:
+        if self.passage_prior != "off" and dev_docs:
             tuned = self._tuned_prior(model, dev_docs, **kwargs)
             # read again as the model will (the windows over the top sentences only: their no-answer score)
             scored = self._dev_scores(model, dev_docs, prior=(tuned["top_k"], tuned["weight"]), **kwargs)

@@ -12,6 +12,13 @@ the context (:func:`medtune.sentences.split_sentences`) are ranked against the q
 - each candidate's score (start + end logit) gains ``passage_weight`` times the BM25 score of the
   sentence it starts in, divided by the question's best sentence score (0-1).
 
+With ``model.passage_prior: rerank`` the BM25 ranking is the first stage only: a cross-encoder (a medtune
+*classification* model over (sentence, question) pairs, ``model.passage_ranker``, trained with
+``configs/covid-qa-sentences.yaml`` on the training questions' sentences) rescores the ``passage_ranker_depth``
+sentences BM25 ranks best (:class:`CrossEncoderSentenceRanker`); a sentence's score is then its probability of
+holding the answer divided by the question's best, the rescored sentences rank first (by that score), the
+others after them in BM25 order with score 0.
+
 ``top_k`` and ``weight`` are chosen on the dev split (:func:`tune_passage_prior`: every pair of the grid,
 the best mean dev F1, ties to the smaller weight and then the larger ``top_k``), after training or later
 (:meth:`medtune.tasks.qa.QaTask.tune_passage_prior`). The grid holds ``weight`` 0 and ``top_k`` = all
@@ -29,12 +36,12 @@ import numpy as np
 from medtune.errors import MissingExtraError
 from medtune.sentences import split_sentences
 
-PassagePrior = Literal["off", "bm25"]
+PassagePrior = Literal["off", "bm25", "rerank"]
 TOP_K_GRID: tuple[int | None, ...] = (1, 2, 3, 5, 10, 20, None)  # None = every sentence
 WEIGHT_GRID: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
-__all__ = ["PassagePrior", "SentenceRanking", "SentenceRanker", "prior_candidates", "tune_passage_prior",
-           "TOP_K_GRID", "WEIGHT_GRID"]
+__all__ = ["PassagePrior", "SentenceRanking", "SentenceRanker", "CrossEncoderSentenceRanker", "reranked",
+           "prior_candidates", "tune_passage_prior", "TOP_K_GRID", "WEIGHT_GRID"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,67 @@ class SentenceRanker:
         ranks = np.empty(len(raw), dtype=np.int64)
         ranks[order] = np.arange(len(raw))
         return SentenceRanking(starts, ends, scores, ranks)
+
+
+def reranked(first: SentenceRanking, top: np.ndarray, probabilities: np.ndarray) -> SentenceRanking:
+    """``first`` with the sentences ``top`` rescored: they rank first by ``probabilities`` (ties: their rank in
+    ``first``), scored by probability / the best; every other sentence after them in ``first``'s order, score 0."""
+    n = len(first.starts)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if len(top) != len(probabilities):
+        raise ValueError("one probability per rescored sentence")
+    primary = np.ones(n, dtype=np.float64)  # not rescored: after every rescored sentence (whose keys are <= 0)
+    primary[top] = -probabilities
+    best = float(probabilities.max()) if len(probabilities) else 0.0
+    scores = np.zeros(n, dtype=np.float64)
+    if best > 0:
+        scores[top] = probabilities / best
+    order = np.lexsort((first.ranks, primary))
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[order] = np.arange(n)
+    return SentenceRanking(first.starts, first.ends, scores, ranks)
+
+
+class CrossEncoderSentenceRanker:
+    """BM25, then a pair classifier rescoring the ``depth`` best sentences (the module docstring).
+
+    ``model_dir``: a medtune classification model over ``text`` = sentence, ``text_pair`` = question, with the
+    label ``positive_label``. Loaded once; it holds no text. :meth:`rank` indexes contexts like
+    :class:`SentenceRanker`, so a ranker (its BM25 part) lives for one batch of questions.
+    """
+
+    def __init__(self, model_dir: str, *, depth: int = 50, positive_label: str = "relevant",
+                 reranker: Any = None) -> None:
+        if depth < 1:
+            raise ValueError("passage_ranker_depth must be at least 1")
+        if reranker is None:
+            # imported here: medtune.retrieval imports the tasks (a circle at import time, not at call time)
+            from medtune.retrieval.rerank import ModelReranker
+
+            reranker = ModelReranker(model_dir, positive_label=positive_label, batch_size=64)
+        self.reranker, self.depth = reranker, depth
+        self.first = SentenceRanker()
+
+    def rank(self, context: str, question: str) -> SentenceRanking:
+        first = self.first.rank(context, question)
+        top = np.flatnonzero(first.ranks < self.depth)
+        top = top[np.argsort(first.ranks[top])]
+        texts = [context[first.starts[i]:first.ends[i]] for i in top]
+        probabilities = self.reranker.scores(self._fitted(question), np.zeros(0, dtype=np.float32),
+                                             [str(i) for i in top], texts) if len(top) else np.zeros(0)
+        return reranked(first, top, probabilities)
+
+    def _fitted(self, question: str) -> str:
+        """The question cut to half the pair classifier's window (the most a text_pair may take), as the
+        reader cuts it to ``max_question_tokens``: a long question is not an error."""
+        task = getattr(getattr(self.reranker, "predictor", None), "task", None)
+        if task is None or not getattr(task, "max_length", None):
+            return question
+        limit = task.max_length // 2
+        encoded = task.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+        if len(encoded["input_ids"]) <= limit:
+            return question
+        return question[:encoded["offset_mapping"][limit - 1][1]]
 
 
 def prior_candidates(candidates: Sequence[tuple[float, int, int]], ranking: SentenceRanking, *,

@@ -13,8 +13,8 @@ match and token F1, max over gold answers, means over questions, 0-1):
   first for the question; the whole sentence is the answer. ``sentence_oracle`` is the best F1 any
   single sentence of the article reaches (the ceiling of every sentence-level answerer).
 - ``model``: ``medtune.load(MODEL).pipe(...)``, the rank-1 span (only when ``--model`` is given or
-  ``models/covid-qa`` exists), with the model's own passage setting (and, when that is a sentence prior,
-  ``model_reader_alone``: every window read, no prior). ``model_vs_baseline``: the F1
+  ``models/covid-qa`` exists), with the model's own passage setting (and, with ``--passage-prior`` when that
+  is a sentence prior, ``model_reader_alone``: every window read, no prior). ``model_vs_baseline``: the F1
   difference with a 95 % paired bootstrap interval over questions and its p-value (1,000 resamples, seed 0).
 - ``model_passage_prior`` (``--passage-prior``): the same model, retrieve-then-read: the BM25 sentence prior
   of ``medtune.tasks.qa_passages`` with ``top_k`` and ``weight`` chosen on the dev split
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                                  "passage_ranker_depth")}}
         result["target"]["met"] = result["model"]["f1"] >= baseline["f1"] + TARGET_MARGIN
         result["model_vs_baseline"] = _versus(docs, model_preds, baseline_preds, "model")
-        if nlp.task.passage_prior != "off":  # the same model with every window read, no sentence prior
+        if args.passage_prior and nlp.task.passage_prior != "off":  # the same model, every window read, no prior
             shipped, nlp.task.passage_prior = nlp.task.passage_prior, "off"
             start = time.perf_counter()
             alone_preds = list(nlp.pipe(docs, batch_size=args.batch_size))

@@ -96,14 +96,33 @@ def test_health_ready_and_models(client):
     assert str(GOLDEN) not in json.dumps(models)  # no server paths beyond what the model cards hold
 
 
+def _same(a, b, tol: float = 2e-6) -> bool:
+    """Equal, but for scores, which may differ by one in the 6th decimal: the service runs the model in its
+    worker thread, the library in the test's (seen on the AMD EPYC machine: assertion_score 0.751136 from the
+    library, 0.751137 from the service, at 6df8a7a as well)."""
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= tol
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k], tol) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b))
+    return a == b
+
+
+def test_same_allows_the_last_rounded_digit_only():
+    assert _same({"s": [0.751136, "x"]}, {"s": [0.751137, "x"]})
+    assert not _same({"s": [0.75113, "x"]}, {"s": [0.75115, "x"]})
+    assert not _same({"s": ["x"]}, {"s": ["y"]}) and not _same({"a": 1}, {"b": 1})
+
+
 def test_analyze_equals_the_library_and_offsets_index_the_submitted_text(client):
     expected_model = [d.to_dict() for d in medtune.load(GOLDEN / "ner-linear", mode="fp32").pipe([NOTE, "No fever."])]
     got = analyze(client, {"model": "ner", "documents": [NOTE, "No fever."]}).json()
-    assert got["model"] == "ner" and got["documents"] == expected_model
+    assert got["model"] == "ner" and _same(got["documents"], expected_model)
     pipe = Pipeline.from_yaml(GOLDEN / "pipeline-note.yaml")
     expected = pipe(Document(id="doc-0", text=NOTE)).to_dict()
     got = analyze(client, {"model": "note", "text": NOTE}).json()["documents"]
-    assert got == [json.loads(Document.from_dict(expected).to_json())]  # the JSONL `medtune predict` writes
+    assert _same(got, [json.loads(Document.from_dict(expected).to_json())])  # the JSONL `medtune predict` writes
     spans = got[0]["spans"]
     assert spans and any(s["attributes"].get("negated") for s in spans)
     for span in spans:

@@ -18,6 +18,8 @@ batches) and ``--dp-learning-rate``; neither is tuned. The non-private runs use 
     python benchmarks/dp.py --quick                      # a smoke run: 48 documents, 1 epoch, eps 8
     python benchmarks/dp_audit.py runs/dp/ner-*          # audit the kept models again (dp.py audits each)
     python benchmarks/dp.py --tasks ner --epsilons 3,8 --max-train-docs 200 --epochs 2
+    python benchmarks/dp.py --tasks ner --head-only --dp-learning-rate 5e-2 --base-model models/bc5cdr-disease
+                                                        # every run starts from an encoder tuned on public data
     python benchmarks/dp.py --tasks classification --no-baseline --epsilons 8 --unit document \
         --dp-batch-size 256                             # one sentence = one unit
 
@@ -53,18 +55,15 @@ TASKS = {  # shipped config, the labels a private run must be given, extra priva
 }
 
 
-def run_one(spec: dict[str, Any]) -> dict[str, Any]:
-    """Train one run in this process (the child) and return its figures."""
-    import time
-
-    from dp_audit import audit
-
+def run_config(spec: dict[str, Any]) -> tuple[Any, str]:
+    """The training config of one run and the name of its model directory."""
     from medtune.config import RunConfig
-    from medtune.training import train
 
     config_path, fixed, privacy = TASKS[spec["task"]]
     overrides: dict[str, Any] = {"training.epochs": spec["epochs"], "training.progress_bar": False,
                                  "training.logging_steps": 1000}
+    if spec.get("base_model"):
+        overrides["base_model"] = spec["base_model"]
     if spec["max_train_docs"]:
         overrides["data.max_train_docs"] = spec["max_train_docs"]
     if spec["max_eval_docs"]:
@@ -93,6 +92,18 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         name += f"-top{spec['top_layers']}"
     if spec.get("unit") == "document" and spec["epsilon"] is not None:
         name += "-per-document"
+    return config, name
+
+
+def run_one(spec: dict[str, Any]) -> dict[str, Any]:
+    """Train one run in this process (the child) and return its figures."""
+    import time
+
+    from dp_audit import audit
+
+    from medtune.training import train
+
+    config, name = run_config(spec)
     with tempfile.TemporaryDirectory(prefix="medtune-dp-") as tmp:
         out_dir = Path(spec["models_dir"]) / name if spec["models_dir"] else Path(tmp) / name
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -103,7 +114,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     train = m["train"]
     out = {"task": spec["task"], "epsilon_target": spec["epsilon"], "private": spec["epsilon"] is not None,
            "batch_size": config.training.batch_size, "learning_rate": config.training.learning_rate,
-           "epochs": config.training.epochs, "head_only": bool(spec.get("head_only")),
+           "epochs": config.training.epochs, "base_model": config.base_model, "head_only": bool(spec.get("head_only")),
            "train_top_layers": spec.get("top_layers"),
            "decision": getattr(config.model, "decision", None),
            "train_runtime_s": train["runtime_s"], "total_s": round(total, 1),
@@ -149,6 +160,9 @@ def main() -> None:
     parser.add_argument("--decision", default="dev_threshold", choices=["argmax", "dev_threshold"],
                         help="classification, every run: argmax, or a cut on ADE's probability tuned on dev "
                         "(model.decision; DP-SGD's clipping pushes the minority label's scores down as a whole)")
+    parser.add_argument("--base-model", default=None,
+                        help="every run (non-private too) starts from this encoder: a hub name, or a model trained "
+                        "by `medtune train` on public data (its encoder; the head is left behind)")
     parser.add_argument("--models-dir", default=None,
                         help="keep each model as DIR/TASK-epsN (default runs/dp; --quick: discarded; '' discards)")
     parser.add_argument("--audit-docs", type=int, default=500,
@@ -183,7 +197,7 @@ def main() -> None:
                     "max_grad_norm": args.max_grad_norm, "accountant": args.accountant,
                     "physical_batch_size": args.physical_batch_size, "models_dir": args.models_dir,
                     "head_only": args.head_only, "top_layers": args.top_layers, "unit": args.unit, "decision": args.decision,
-                    "audit_docs": args.audit_docs}
+                    "audit_docs": args.audit_docs, "base_model": args.base_model}
             print(f"[dp] {task} epsilon={epsilon if epsilon is not None else 'inf (non-private)'}", flush=True)
             child = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True,
                                    text=True, check=False)

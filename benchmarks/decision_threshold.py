@@ -30,6 +30,8 @@ import torch  # noqa: E402
 def compare(model_dir: Path, positive_label: str | None, batch_size: int) -> dict[str, Any]:
     from sklearn.metrics import roc_auc_score
 
+    from dp_audit import model_privacy
+
     from medtune.config import RunConfig
     from medtune.data import load_split
     from medtune.models.store import load_model
@@ -74,8 +76,7 @@ def compare(model_dir: Path, positive_label: str | None, batch_size: int) -> dic
     cut, _ = tune_positive_threshold(probs["dev"][:, pos], gold["dev"])
     task.meta["positive_label"] = positive  # what decide() cuts on (an argmax model records none)
     row["dev_threshold"] = {"cut": round(cut, 6), "dev_f1": f1("dev", cut), "test_f1": f1("test", cut)}
-    metrics = model_dir / "metrics.json"
-    privacy = json.loads(metrics.read_text(encoding="utf-8")).get("privacy") if metrics.is_file() else None
+    privacy = model_privacy(model_dir)
     row["epsilon_spent"] = privacy.get("epsilon_spent") if privacy else None
     row["seconds"] = round(time.perf_counter() - start, 1)
     return row

@@ -73,6 +73,13 @@ def dp_advantage_bound(epsilon: float, delta: float) -> float:
     return min(1.0, (e - 1 + 2 * delta) / (e + 1))
 
 
+def model_privacy(model_dir: Path) -> dict[str, Any] | None:
+    """The ``privacy`` section of a model's ``metrics.json`` (epsilon spent, delta, unit, ...); None for a
+    model trained without DP-SGD or without a metrics file."""
+    metrics = Path(model_dir) / "metrics.json"
+    return json.loads(metrics.read_text(encoding="utf-8")).get("privacy") if metrics.is_file() else None
+
+
 def audit(model_dir: Path, split: str, max_docs: int, seed: int) -> dict[str, Any]:
     from medtune.config import RunConfig
     from medtune.data import load_split
@@ -93,8 +100,7 @@ def audit(model_dir: Path, split: str, max_docs: int, seed: int) -> dict[str, An
               "non_members": len(other_losses), "mean_loss_members": round(float(np.mean(member_losses)), 4),
               "mean_loss_non_members": round(float(np.mean(other_losses)), 4),
               **attack(member_losses, other_losses)}
-    metrics_path = model_dir / "metrics.json"
-    privacy = json.loads(metrics_path.read_text(encoding="utf-8")).get("privacy") if metrics_path.is_file() else None
+    privacy = model_privacy(model_dir)
     if privacy:
         result.update({"epsilon_spent": privacy["epsilon_spent"], "delta": privacy["delta"], "unit": privacy["unit"],
                        "dp_advantage_bound": round(dp_advantage_bound(privacy["epsilon_spent"], privacy["delta"]), 4)})

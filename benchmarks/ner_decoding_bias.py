@@ -29,6 +29,8 @@ WEIGHTS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 1e-3, 1e-4)
 
 
 def sweep(model_dir: Path, weights: tuple[float, ...], batch_size: int) -> dict[str, Any]:
+    from dp_audit import model_privacy
+
     from medtune.config import RunConfig
     from medtune.data import load_split
     from medtune.evaluation.metrics import span_metrics
@@ -57,8 +59,7 @@ def sweep(model_dir: Path, weights: tuple[float, ...], batch_size: int) -> dict[
     best = max(row["dev"], key=lambda r: (r["f1"], r["weight"]))  # ties: the milder bias
     row["best_on_dev"] = {"weight": best["weight"], "dev_f1": best["f1"],
                           "test_f1": next(r["f1"] for r in row["test"] if r["weight"] == best["weight"])}
-    metrics = model_dir / "metrics.json"
-    privacy = json.loads(metrics.read_text(encoding="utf-8")).get("privacy") if metrics.is_file() else None
+    privacy = model_privacy(model_dir)
     row["epsilon_spent"] = privacy.get("epsilon_spent") if privacy else None
     row["seconds"] = round(time.perf_counter() - start, 1)
     return row

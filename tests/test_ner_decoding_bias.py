@@ -49,4 +49,5 @@ def test_the_script_writes_its_results_atomically_and_merges(tiny_ner_model, tmp
     saved = json.loads(out.read_text(encoding="utf-8"))["models"]
     assert saved["older"] == {"kept": True}
     assert [r["weight"] for r in saved[str(model)]["dev"]] == [1.0, 0.5]
-    assert not list(tmp_path.glob("bias.json.*"))  # no temporary file left beside it
+    # no temporary left beside it (medtune.fileutils.atomic_write names them .bias.json.HOST-PID.*)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bias.json", "model", "test.jsonl"]

@@ -15,12 +15,19 @@ For each: the federated model (FedAvg, simulation mode), the pooled model (one r
 documents) and one model per site, each scored (strict span F1, ``medtune evaluate``) on the test split of
 every corpus of the experiment. Targets (issue 15): federated within 1 F1 point of pooled on the IID split,
 and above every single site on the corpus split. Run it in ``.venv-federated`` (``make federated``);
-results go to ``benchmarks/results/federated.json`` (``--quick``: ``federated-quick.json``), rewritten
-atomically after every experiment.
+results go to ``benchmarks/results/federated-{strategy}-r{rounds}-e{local epochs}[-pooled{epochs}].json``
+(``--quick``: ``federated-quick.json``), rewritten atomically after every experiment.
+
+The default budget gives every run the same epochs over its own data, so a site trains as many steps in the
+federation as alone, and the pooled run (3 sites' data) 3 times as many. ``--pooled-epochs`` sets the pooled
+run's epochs apart, e.g. ``--rounds 12 --local-epochs 1 --pooled-epochs 4``: every site of an IID
+3-site split then takes the pooled run's number of optimiser steps.
 
     .venv-federated/bin/python benchmarks/federated.py                  # all three (hours on 2 cores)
     .venv-federated/bin/python benchmarks/federated.py --quick          # smoke: 8 docs a site, 1 round
     .venv-federated/bin/python benchmarks/federated.py --experiments corpora --rounds 4 --strategy fedprox
+    .venv-federated/bin/python benchmarks/federated.py --experiments ncbi-iid --rounds 12 --local-epochs 1 \
+        --pooled-epochs 4 --runs federated,pooled
 """
 
 from __future__ import annotations
@@ -56,12 +63,13 @@ EXPERIMENTS = {  # name: (sites SPEC, test sets: corpus -> SPEC item whose optio
 }
 
 
-def base_config(args: argparse.Namespace, train_file: Path | None = None) -> RunConfig:
-    """The shipped recipe at the benchmark's budget; trained on ``train_file`` (pooled, one site), or with
-    its own ``data:`` (NCBI-disease: the federated server measures on its test split, no site data)."""
+def base_config(args: argparse.Namespace, train_file: Path | None = None, epochs: float | None = None) -> RunConfig:
+    """The shipped recipe at the benchmark's budget (``epochs``, default ``rounds x local_epochs``); trained
+    on ``train_file`` (pooled, one site), or with its own ``data:`` (NCBI-disease: the federated server
+    measures on its test split, no site data)."""
     overrides: dict[str, Any] = {
         "model.labels": ["Disease"], "training.progress_bar": False, "training.logging_steps": 1000,
-        "training.epochs": args.rounds * args.local_epochs, "training.eval_every_epoch": False,
+        "training.epochs": epochs or args.rounds * args.local_epochs, "training.eval_every_epoch": False,
         "training.early_stopping_patience": None,
     }
     if args.max_length:
@@ -109,17 +117,23 @@ def run_experiment(name: str, args: argparse.Namespace, work: Path) -> dict[str,
     folder.mkdir(parents=True)
     test_paths = test_files(tests, folder, args.max_test_docs)
     sites = load_sites(spec, seed=base_config(args).training.seed)  # the same sites as federate() draws
-    row: dict[str, Any] = {"sites_spec": spec, "sites": [s.summary() for s in sites], "runs": {}}
-    start = time.perf_counter()
-    fed = federate(base_config(args), spec, folder / "federated", rounds=args.rounds, local_epochs=args.local_epochs,
-                   strategy=args.strategy, mu=args.mu, overwrite=True)
-    row["runs"]["federated"] = {"f1": score(fed.output_dir, test_paths), "runtime_s": round(time.perf_counter() - start, 1)}
-    pooled_file = folder / "pooled.jsonl"
-    write_jsonl([d for s in sites for d in s.docs], pooled_file)
-    start = time.perf_counter()
-    train(base_config(args, pooled_file), folder / "pooled", overwrite=True)
-    row["runs"]["pooled"] = {"f1": score(folder / "pooled", test_paths), "runtime_s": round(time.perf_counter() - start, 1)}
-    for k, site in enumerate(sites):
+    row: dict[str, Any] = {"date": dt.date.today().isoformat(), "sites_spec": spec, "sites": [s.summary() for s in sites], "runs": {}}
+    runs = set(args.runs.split(","))
+    if "federated" in runs:
+        start = time.perf_counter()
+        fed = federate(base_config(args), spec, folder / "federated", rounds=args.rounds,
+                       local_epochs=args.local_epochs, strategy=args.strategy, mu=args.mu, overwrite=True)
+        row["runs"]["federated"] = {"f1": score(fed.output_dir, test_paths),
+                                    "runtime_s": round(time.perf_counter() - start, 1)}
+    if "pooled" in runs:
+        pooled_file = folder / "pooled.jsonl"
+        write_jsonl([d for s in sites for d in s.docs], pooled_file)
+        start = time.perf_counter()
+        train(base_config(args, pooled_file, args.pooled_epochs), folder / "pooled", overwrite=True)
+        row["runs"]["pooled"] = {"f1": score(folder / "pooled", test_paths),
+                                 "epochs": args.pooled_epochs or args.rounds * args.local_epochs,
+                                 "runtime_s": round(time.perf_counter() - start, 1)}
+    for k, site in enumerate(sites if "single" in runs else []):
         site_file = folder / f"site-{k + 1}.jsonl"
         write_jsonl(site.docs, site_file)
         start = time.perf_counter()
@@ -129,9 +143,22 @@ def run_experiment(name: str, args: argparse.Namespace, work: Path) -> dict[str,
     mean = {run: sum(r["f1"].values()) / len(r["f1"]) for run, r in row["runs"].items()}
     singles = [v for run, v in mean.items() if run.startswith("single:")]
     row["mean_f1"] = {run: round(v, 4) for run, v in mean.items()}
-    row["federated_minus_pooled"] = round(mean["federated"] - mean["pooled"], 4)
-    row["federated_minus_best_single"] = round(mean["federated"] - max(singles), 4)
+    if "federated" in mean and "pooled" in mean:
+        row["federated_minus_pooled"] = round(mean["federated"] - mean["pooled"], 4)
+    if "federated" in mean and singles:
+        row["federated_minus_best_single"] = round(mean["federated"] - max(singles), 4)
     return row
+
+
+def results_path(args: argparse.Namespace) -> Path:
+    """One file per setting (strategy, rounds, local epochs, pooled budget), so that a second setting does
+    not overwrite the first; experiments of the same setting run separately are merged into it."""
+    if args.quick:
+        return RESULTS / "federated-quick.json"
+    name = f"federated-{args.strategy}-r{args.rounds}-e{args.local_epochs:g}"
+    if args.pooled_epochs:
+        name += f"-pooled{args.pooled_epochs:g}"
+    return RESULTS / f"{name}.json"
 
 
 def main() -> None:
@@ -144,6 +171,10 @@ def main() -> None:
     parser.add_argument("--max-docs", type=int, default=None, help="the first N training documents of each source")
     parser.add_argument("--max-test-docs", type=int, default=None)
     parser.add_argument("--max-length", type=int, default=None)
+    parser.add_argument("--pooled-epochs", type=float, default=None,
+                        help="the pooled run's epochs (default rounds x local epochs, as every other run): e.g. "
+                             "rounds x local epochs / sites for the pooled run's optimiser steps to match a site's")
+    parser.add_argument("--runs", default="federated,pooled,single", help="which of federated, pooled, single")
     parser.add_argument("--quick", action="store_true", help="smoke run: ncbi-iid, 24 documents, 1 round")
     args = parser.parse_args()
     if args.quick:
@@ -151,9 +182,11 @@ def main() -> None:
         args.max_docs, args.max_test_docs, args.max_length = args.max_docs or 24, args.max_test_docs or 20, 64
         args.experiments = args.experiments or "ncbi-iid"
     names = (args.experiments or ",".join(EXPERIMENTS)).split(",")
-    out_path = RESULTS / ("federated-quick.json" if args.quick else "federated.json")
+    out_path = results_path(args)
     result: dict[str, Any] = {"date": dt.date.today().isoformat(), "config": "configs/ncbi-disease.yaml",
                               "settings": {k: v for k, v in vars(args).items()}, "experiments": {}}
+    if out_path.exists():  # the same setting's other experiments, run before
+        result["experiments"] = json.loads(out_path.read_text()).get("experiments", {})
     with tempfile.TemporaryDirectory(prefix="medtune-fedbench-") as tmp:
         for name in names:
             result["experiments"][name] = run_experiment(name, args, Path(tmp))

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -52,6 +53,7 @@ from medtune.federated import federate, load_sites
 from medtune.federated.sites import label_map, parse_spec, relabelled
 from medtune.fileutils import atomic_write
 from medtune.io.jsonl import write_jsonl
+from medtune.runtime import cpu_name
 from medtune.training import train
 
 EXPERIMENTS = {  # name: (sites SPEC, test sets: corpus -> SPEC item whose options map its test split)
@@ -117,7 +119,8 @@ def run_experiment(name: str, args: argparse.Namespace, work: Path) -> dict[str,
     folder.mkdir(parents=True)
     test_paths = test_files(tests, folder, args.max_test_docs)
     sites = load_sites(spec, seed=base_config(args).training.seed)  # the same sites as federate() draws
-    row: dict[str, Any] = {"date": dt.date.today().isoformat(), "sites_spec": spec, "sites": [s.summary() for s in sites], "runs": {}}
+    row: dict[str, Any] = {"date": dt.date.today().isoformat(), "cpu": cpu_name(), "sites_spec": spec,
+                           "sites": [s.summary() for s in sites], "runs": {}}
     runs = set(args.runs.split(","))
     if "federated" in runs:
         start = time.perf_counter()
@@ -161,7 +164,12 @@ def results_path(args: argparse.Namespace) -> Path:
     return RESULTS / f"{name}.json"
 
 
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # unwinds like Ctrl-C, so the private work folder (site documents) is removed
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiments", default=None, help=f"comma-separated, of {', '.join(EXPERIMENTS)}")
     parser.add_argument("--rounds", type=int, default=8)

@@ -15,7 +15,8 @@ For each: the federated model (FedAvg, simulation mode), the pooled model (one r
 documents) and one model per site, each scored (strict span F1, ``medtune evaluate``) on the test split of
 every corpus of the experiment. Targets (issue 15): federated within 1 F1 point of pooled on the IID split,
 and above every single site on the corpus split. Run it in ``.venv-federated`` (``make federated``);
-results go to ``benchmarks/results/federated-{strategy}-r{rounds}-e{local epochs}[-pooled{epochs}].json``
+results go to
+``benchmarks/results/federated-{strategy}-r{rounds}-e{local epochs}[-pooled{epochs}][-by-examples].json``
 (``--quick``: ``federated-quick.json``), rewritten atomically after every experiment.
 
 The default budget gives every run the same epochs over its own data, so a site trains as many steps in the
@@ -125,8 +126,10 @@ def run_experiment(name: str, args: argparse.Namespace, work: Path) -> dict[str,
     if "federated" in runs:
         start = time.perf_counter()
         fed = federate(base_config(args), spec, folder / "federated", rounds=args.rounds,
-                       local_epochs=args.local_epochs, strategy=args.strategy, mu=args.mu, overwrite=True)
-        row["runs"]["federated"] = {"f1": score(fed.output_dir, test_paths),
+                       local_epochs=args.local_epochs, strategy=args.strategy, mu=args.mu, overwrite=True,
+                       weighting=args.weighting)
+        row["runs"]["federated"] = {"f1": score(fed.output_dir, test_paths), "weighting": args.weighting,
+                                    "sites": fed.metrics["federated"]["sites"],  # names and counts, no text
                                     "runtime_s": round(time.perf_counter() - start, 1)}
     if "pooled" in runs:
         pooled_file = folder / "pooled.jsonl"
@@ -161,6 +164,8 @@ def results_path(args: argparse.Namespace) -> Path:
     name = f"federated-{args.strategy}-r{args.rounds}-e{args.local_epochs:g}"
     if args.pooled_epochs:
         name += f"-pooled{args.pooled_epochs:g}"
+    if args.weighting != "documents":
+        name += f"-by-{args.weighting}"
     return RESULTS / f"{name}.json"
 
 
@@ -176,6 +181,8 @@ def main() -> None:
     parser.add_argument("--local-epochs", type=float, default=1.0)
     parser.add_argument("--strategy", default="fedavg", choices=["fedavg", "fedprox"])
     parser.add_argument("--mu", type=float, default=0.01)
+    parser.add_argument("--weighting", default="documents", choices=["documents", "examples"],
+                        help="FedAvg weight of a site (medtune federate --weighting)")
     parser.add_argument("--max-docs", type=int, default=None, help="the first N training documents of each source")
     parser.add_argument("--max-test-docs", type=int, default=None)
     parser.add_argument("--max-length", type=int, default=None)

@@ -48,19 +48,20 @@ def _config(tiny_model_dir, tmp_path) -> RunConfig:
     })
 
 
-def _plan(sites: int = 2, strategy: str = "fedavg") -> FederatedPlan:
+def _plan(sites: int = 2, strategy: str = "fedavg", weighting: str = "documents") -> FederatedPlan:
     return FederatedPlan(config_yaml="", output="", rounds=1, local_epochs=1.0, strategy=strategy, mu=0.1,
-                         sites=sites, mode="simulation")
+                         sites=sites, mode="simulation", weighting=weighting)
 
 
 class _Reply:
     """A site's reply as the strategy reads it (a Message needs a running Flower task to be built)."""
 
-    def __init__(self, value: float, docs: int, name: str) -> None:
+    def __init__(self, value: float, docs: int, name: str, examples: int | None = None) -> None:
+        examples = docs if examples is None else examples
         self.content = RecordDict({
             "arrays": ArrayRecord({"w": torch.full((3,), value)}),
-            "metrics": MetricRecord({"num-examples": docs}),
-            "site": ConfigRecord({"summary": json.dumps({"name": name, "documents": docs, "examples": docs,
+            "metrics": MetricRecord({"num-documents": docs, "num-examples": examples}),
+            "site": ConfigRecord({"summary": json.dumps({"name": name, "documents": docs, "examples": examples,
                                                          "steps": 1})})})
 
     def has_error(self) -> bool:
@@ -74,6 +75,15 @@ def test_fedavg_weights_sites_by_their_document_counts():
     assert sorted(seen) == ["a", "b"] and seen["a"]["documents"] == 30
     with pytest.raises(FederationError, match="1 of 2 sites replied"):
         make_strategy(_plan(), {}).aggregate_train(1, [_Reply(1.0, 30, "a")])
+
+
+def test_fedavg_can_weight_sites_by_their_training_examples():
+    """Abstracts against sentences: 30 documents in 90 windows, 60 short documents in 60 windows."""
+    replies = [_Reply(1.0, 30, "abstracts", examples=90), _Reply(4.0, 60, "sentences", examples=60)]
+    by_docs, _ = make_strategy(_plan(), {}).aggregate_train(1, replies)
+    by_examples, _ = make_strategy(_plan(weighting="examples"), {}).aggregate_train(1, replies)
+    np.testing.assert_allclose(by_docs["w"].numpy(), np.full(3, (1.0 * 30 + 4.0 * 60) / 90))
+    np.testing.assert_allclose(by_examples["w"].numpy(), np.full(3, (1.0 * 90 + 4.0 * 60) / 150))
 
 
 def test_fedprox_is_flowers_strategy_with_the_plans_mu():
@@ -97,6 +107,7 @@ def test_a_two_site_two_round_simulation_writes_a_model_that_loads(tiny_model_di
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     section = metrics["federated"]
     assert (section["rounds"], section["strategy"], section["mode"]) == (2, "fedavg", "simulation")
+    assert section["weighting"] == "documents per site"
     assert [(s["name"], s["documents"]) for s in section["sites"]] == [("north", 6), ("south", 3)]
     assert "test" in metrics and metrics["train"]["documents"] == 9
     card = (out / "README.md").read_text(encoding="utf-8")

@@ -213,9 +213,11 @@ def test_plan_refusals():
     for args, match in [((0, 1, "fedavg", 0, "simulation", 2), "--rounds"), ((1, 0, "fedavg", 0, "simulation", 2),
                         "--local-epochs"), ((1, 1, "fedsgd", 0, "simulation", 2), "--strategy"),
                         ((1, 1, "fedavg", 0, "cloud", 2), "--mode"), ((1, 1, "fedprox", 0, "simulation", 2), "--mu"),
-                        ((1, 1, "fedavg", 0, "simulation", 1), "two or more")]:
+                        ((1, 1, "fedavg", 0, "simulation", 1), "two or more"),
+                        ((1, 1, "fedavg", 0, "simulation", 2, "tokens"), "--weighting")]:
         with pytest.raises(ConfigError, match=match):
             check_plan(*args)
+    check_plan(1, 1, "fedavg", 0, "simulation", 2, "examples")
 
 
 def test_the_card_lists_sites_rounds_and_epsilon_never_text():
@@ -238,3 +240,9 @@ def test_without_flower_the_error_names_the_install(tiny_model_dir, tmp_path, mo
                        "federated") as err:
         federate(_config(tiny_model_dir, tmp_path), "a.jsonl,b.jsonl", tmp_path / "out")
     assert err.value.code == "E500"
+
+
+def test_an_unknown_weighting_is_refused_before_flower_is_needed(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "flwr", None)
+    with pytest.raises(ConfigError, match=r"--weighting tokens.*documents, examples"):
+        federate(_config(tiny_model_dir, tmp_path), "a.jsonl,b.jsonl", tmp_path / "out", weighting="tokens")

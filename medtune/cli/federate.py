@@ -26,6 +26,9 @@ def federate(
     mu: float = typer.Option(0.01, "--mu", help="FedProx: weight of the proximal term mu/2 ||w - w_global||^2"),
     mode: str = typer.Option("simulation", "--mode", help="simulation (all sites in this machine, Ray) or "
                              "deployment (a SuperLink and one SuperNode per site as processes on loopback)"),
+    weighting: str = typer.Option("documents", "--weighting", help="FedAvg weight of a site: its training "
+                                  "documents, or its training examples (windows; use it when the sites' "
+                                  "documents differ in length, e.g. sentences against abstracts)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace a model already in --output"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -35,7 +38,7 @@ def federate(
     check_output_dir(output)
     cfg = RunConfig.from_yaml(config, parse_overrides(list(ctx.args)))
     result = run_federated(cfg, sites, output, rounds=rounds, local_epochs=local_epochs, strategy=strategy, mu=mu,
-                           mode=mode, overwrite=overwrite)
+                           mode=mode, overwrite=overwrite, weighting=weighting)
     section = result.metrics["federated"]
     typer.echo(f"model written to {result.output_dir} ({section['strategy']}, {section['rounds']} rounds, "
                f"{section['mode']})")

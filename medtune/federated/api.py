@@ -64,20 +64,20 @@ def with_threads(config: RunConfig, actors: int) -> RunConfig:
 
 def federate(config: RunConfig, sites: str, output: str | Path, *, rounds: int = 3, local_epochs: float = 1.0,
              strategy: str = "fedavg", mu: float = 0.01, mode: str = "simulation", overwrite: bool = False,
-             timeout_s: float = 24 * 3600.0) -> FederatedResult:
+             weighting: str = "documents", timeout_s: float = 24 * 3600.0) -> FederatedResult:
     """Train ``config`` across the sites of ``sites`` (a SPEC, see ``medtune.federated.sites``) and write
     an ordinary model directory to ``output``."""
     out = Path(output)
     mu = mu if strategy == "fedprox" else 0.0
     check_task(config)
-    check_plan(rounds, local_epochs, strategy, mu, mode, sites=2)
+    check_plan(rounds, local_epochs, strategy, mu, mode, sites=2, weighting=weighting)
     if (out / "config.json").exists() and not overwrite:
         raise ConfigError(f"--output {out} already holds a model", fix="pass --overwrite, or another --output")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--output {out} is a file", fix="give a directory")
     require_flwr()
     loaded = load_sites(sites, seed=config.training.seed)
-    check_plan(rounds, local_epochs, strategy, mu, mode, sites=len(loaded))
+    check_plan(rounds, local_epochs, strategy, mu, mode, sites=len(loaded), weighting=weighting)
     config = with_labels(config, loaded)
     actors = min(len(loaded), os.cpu_count() or 1) if mode == "simulation" else len(loaded)
     config = with_threads(config, actors)
@@ -87,7 +87,7 @@ def federate(config: RunConfig, sites: str, output: str | Path, *, rounds: int =
         table = [(site.name, str(path.resolve())) for site, path in zip(loaded, files)]
         plan = FederatedPlan(config_yaml=config.to_yaml(), output=str(out.resolve()), rounds=rounds,
                              local_epochs=local_epochs, strategy=strategy, mu=mu, sites=len(loaded), mode=mode,
-                             overwrite=overwrite, site_names=[s.name for s in loaded])
+                             overwrite=overwrite, site_names=[s.name for s in loaded], weighting=weighting)
         if mode == "simulation":
             outcome = simulate(plan, table, actors)
         else:

@@ -31,7 +31,7 @@ from medtune.config import RunConfig
 from medtune.errors import ConfigError, MedtuneError
 from medtune.federated.errors import FederationError, debug_requested
 from medtune.federated.local import PrivateSiteRun, SiteRun, site_run
-from medtune.federated.server import FederatedPlan, GlobalModel, federated_section
+from medtune.federated.server import WEIGHTINGS, FederatedPlan, GlobalModel, federated_section
 from medtune.fileutils import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ def train_reply(msg: Message, context: Context, sites: list[tuple[str, str]] | N
     site = {"name": name, "documents": run.documents, "examples": run.examples, "steps": run.round_steps()}
     content = RecordDict({
         "arrays": ArrayRecord(new),
-        "metrics": MetricRecord({"num-examples": run.documents}),  # the FedAvg weight
+        # the FedAvg weights: the server averages by one of them (``--weighting``, WEIGHTINGS)
+        "metrics": MetricRecord({"num-documents": run.documents, "num-examples": run.examples}),
         "site": ConfigRecord({"summary": json.dumps({**site, **({"privacy": report} if report else {})})}),
     })
     return Message(content=content, reply_to=msg)
@@ -104,8 +105,9 @@ def make_client_app(sites: list[tuple[str, str]] | None = None) -> ClientApp:
 
 # --------------------------------------------------------------------------- server
 def make_strategy(plan: FederatedPlan, seen: dict[str, dict[str, Any]]) -> FedAvg:
-    """FedAvg or FedProx over every site in every round, weighted by documents; a round in which a site
-    fails stops the run (FederationError) rather than averaging fewer sites."""
+    """FedAvg or FedProx over every site in every round, weighted by documents or training examples
+    (``plan.weighting``); a round in which a site fails stops the run (FederationError) rather than
+    averaging fewer sites."""
     base: type[FedAvg] = FedProx if plan.strategy == "fedprox" else FedAvg
     kwargs: dict[str, Any] = {"proximal_mu": plan.mu} if plan.strategy == "fedprox" else {}
 
@@ -124,7 +126,8 @@ def make_strategy(plan: FederatedPlan, seen: dict[str, dict[str, Any]]) -> FedAv
             return super().aggregate_train(server_round, replies)
 
     return Strategy(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=plan.sites,
-                    min_evaluate_nodes=0, min_available_nodes=plan.sites, **kwargs)
+                    min_evaluate_nodes=0, min_available_nodes=plan.sites,
+                    weighted_by_key=WEIGHTINGS[plan.weighting], **kwargs)
 
 
 def site_summaries(seen: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

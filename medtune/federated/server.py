@@ -33,6 +33,8 @@ from medtune.training.run import Prepared, TrainingRun, load_weights
 
 STRATEGIES = ("fedavg", "fedprox")
 MODES = ("simulation", "deployment")
+#: FedAvg weightings: what a site's share of the average is proportional to, and the reply metric that holds it
+WEIGHTINGS = {"documents": "num-documents", "examples": "num-examples"}
 
 
 @dataclass
@@ -49,6 +51,7 @@ class FederatedPlan:
     mode: str
     overwrite: bool = False
     secure_aggregation: bool = False
+    weighting: str = "documents"
     site_names: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
@@ -63,7 +66,8 @@ class FederatedPlan:
         return RunConfig.from_dict(yaml.safe_load(self.config_yaml), source="federated plan")
 
 
-def check_plan(rounds: int, local_epochs: float, strategy: str, mu: float, mode: str, sites: int) -> None:
+def check_plan(rounds: int, local_epochs: float, strategy: str, mu: float, mode: str, sites: int,
+               weighting: str = "documents") -> None:
     if rounds < 1:
         raise ConfigError(f"--rounds {rounds}", fix="run at least one round")
     if not local_epochs > 0:
@@ -72,11 +76,16 @@ def check_plan(rounds: int, local_epochs: float, strategy: str, mu: float, mode:
         raise ConfigError(f"--strategy {strategy}", fix=f"one of {', '.join(STRATEGIES)}")
     if mode not in MODES:
         raise ConfigError(f"--mode {mode}", fix=f"one of {', '.join(MODES)}")
+    if weighting not in WEIGHTINGS:
+        raise ConfigError(f"--weighting {weighting}", fix=f"one of {', '.join(WEIGHTINGS)}")
     if strategy == "fedprox" and not mu > 0:
         raise ConfigError(f"--mu {mu}: FedProx needs a positive proximal weight", fix="e.g. --mu 0.01")
     if sites < 2:
         raise ConfigError(f"--sites names {sites} site: a federation needs two or more",
                           fix="name several corpora, or split one (ncbi-disease:iid:3)")
+
+
+WEIGHTING_TEXT = {"documents": "documents per site", "examples": "training examples per site"}
 
 
 #: tasks ``medtune federate`` refuses, and why (checked before anything is loaded or Flower is imported)
@@ -157,7 +166,7 @@ def federated_section(plan: FederatedPlan, sites: list[dict[str, Any]], started:
     """The ``federated`` section of metrics.json: names and counts, never text."""
     section: dict[str, Any] = {
         "framework": "Flower", "mode": plan.mode, "strategy": plan.strategy, "rounds": plan.rounds,
-        "local_epochs": plan.local_epochs, "weighting": "documents per site",
+        "local_epochs": plan.local_epochs, "weighting": WEIGHTING_TEXT[plan.weighting],
         "secure_aggregation": plan.secure_aggregation,
         "sites": sorted(sites, key=lambda s: s["name"]), "runtime_s": round(time.perf_counter() - started, 2),
         "what_travels": "model weights, and each site's name and exact document, example and step counts "

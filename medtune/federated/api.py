@@ -25,6 +25,7 @@ from medtune.config import RunConfig
 from medtune.errors import ConfigError, MedtuneError
 from medtune.federated.errors import FederationError, require_flwr
 from medtune.federated.server import FederatedPlan, check_plan, check_task
+from medtune.federated.signals import sigterm_stops_the_run
 from medtune.federated.sites import Site, load_sites, write_site_files
 from medtune.tasks import task_class
 
@@ -113,9 +114,12 @@ def simulate(plan: FederatedPlan, table: list[tuple[str, str]], actors: int) -> 
     for attempt in range(1, SIMULATION_ATTEMPTS + 1):
         outcome: dict[str, Any] = {}
         try:
-            run_simulation(server_app=make_server_app(plan, outcome), client_app=make_client_app(table),
-                           num_supernodes=len(table), backend_config=backend)
+            with sigterm_stops_the_run() as sigterm:
+                run_simulation(server_app=make_server_app(plan, outcome), client_app=make_client_app(table),
+                               num_supernodes=len(table), backend_config=backend)
         except (SystemExit, RuntimeError) as stop:  # Flower's runtime failing: sys.exit or "Simulation Runtime crashed"
+            if sigterm.received:  # stopped, not failed: no second attempt
+                raise
             if outcome:  # the server's own result (or error) came first
                 break
             if attempt == SIMULATION_ATTEMPTS:

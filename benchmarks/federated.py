@@ -51,6 +51,7 @@ from medtune.config import RunConfig
 from medtune.data import load_named
 from medtune.evaluation.model import evaluate
 from medtune.federated import federate, load_sites
+from medtune.federated.server import WEIGHTINGS
 from medtune.federated.sites import label_map, parse_spec, relabelled
 from medtune.fileutils import atomic_write
 from medtune.io.jsonl import write_jsonl
@@ -181,7 +182,7 @@ def main() -> None:
     parser.add_argument("--local-epochs", type=float, default=1.0)
     parser.add_argument("--strategy", default="fedavg", choices=["fedavg", "fedprox"])
     parser.add_argument("--mu", type=float, default=0.01)
-    parser.add_argument("--weighting", default="documents", choices=["documents", "examples"],
+    parser.add_argument("--weighting", default="documents", choices=list(WEIGHTINGS),
                         help="FedAvg weight of a site (medtune federate --weighting)")
     parser.add_argument("--max-docs", type=int, default=None, help="the first N training documents of each source")
     parser.add_argument("--max-test-docs", type=int, default=None)
